@@ -8,9 +8,7 @@ from __future__ import annotations
 
 import sys
 
-import click
 import typer
-from rich.console import Console
 
 from lightseg.errors import LightsegError
 
@@ -23,7 +21,6 @@ app = typer.Typer(
     add_completion=False,
     context_settings={"help_option_names": ["-h", "--help"]},
 )
-err = Console(stderr=True)
 
 
 def _register() -> None:
@@ -38,15 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rc = app(args=argv, standalone_mode=False)
     except LightsegError as e:
-        err.print(f"[red]error:[/red] {e}", highlight=False)
+        sys.stderr.write(f"error: {e}\n")
         rc = e.exit_code
-    except click.exceptions.Abort:
-        err.print("aborted")
+    except (KeyboardInterrupt, typer.Abort):
+        sys.stderr.write("interrupted\n")
         rc = 130
-    except KeyboardInterrupt:
-        err.print("interrupted")
-        rc = 130
-    except click.ClickException as e:
+    except Exception as e:
+        if not (hasattr(e, "show") and hasattr(e, "exit_code")):  # a usage error from click/typer
+            raise
         e.show()
         rc = 2
     rc = rc if isinstance(rc, int) else 0
