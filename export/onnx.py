@@ -1,0 +1,155 @@
+"""PyTorch -> ONNX: one file, named I/O ``image`` -> ``logits``, checked, simplified, verified.
+
+Two variants: ``model.onnx`` (dynamic batch, for servers) and ``model-fixed.onnx`` (1 x C x S x S,
+for mobile converters). The TorchScript exporter (``dynamo=False``) is exact and deterministic:
+exporting the same checkpoint twice gives byte-identical files.
+"""
+
+from __future__ import annotations
+
+import io
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from lightseg.errors import LightsegError
+from lightseg.export.context import MIN_OPSET, ExportContext, artifact, atomic_path, timer
+from lightseg.export.verify import compare
+
+ONNXSIM_VERSION = "0.8.1"  # pinned: onnxsim has regressed between versions
+
+
+def check_opset(opset: int) -> int:
+    if opset < MIN_OPSET:
+        raise LightsegError(
+            f"--opset {opset} is not supported: lightseg exports opset >= {MIN_OPSET}"
+        )
+    return opset
+
+
+def torch_to_onnx(model, channels: int, size: int, opset: int, dynamic_batch: bool):
+    """Export with the TorchScript exporter; returns the ModelProto (not yet checked)."""
+    import onnx
+    import torch
+
+    buf = io.BytesIO()
+    x = torch.zeros(1, channels, size, size)
+    dyn = {"image": {0: "batch"}, "logits": {0: "batch"}} if dynamic_batch else None
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore", torch.jit.TracerWarning)
+        torch.onnx.export(
+            model.eval(),
+            (x,),
+            buf,
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes=dyn,
+            opset_version=opset,
+            do_constant_folding=True,
+            dynamo=False,
+        )
+    return onnx.load_from_string(buf.getvalue())
+
+
+def check(model) -> None:
+    """Full checker plus strict shape inference; one clear error if either fails."""
+    import onnx
+
+    try:
+        onnx.checker.check_model(model, full_check=True)
+        onnx.shape_inference.infer_shapes(model, check_type=True, strict_mode=True)
+    except (onnx.checker.ValidationError, onnx.shape_inference.InferenceError) as e:
+        first = str(e).strip().splitlines()[0]
+        raise LightsegError(f"ONNX model failed validation: {first}") from None
+
+
+def simplify(model):
+    """onnxsim; returns (model, ok)."""
+    import onnxsim
+
+    if onnxsim.__version__.lstrip("v") != ONNXSIM_VERSION:
+        return model, False
+    simplified, ok = onnxsim.simplify(model)
+    return simplified, bool(ok)
+
+
+def run(path: Path | bytes, x: np.ndarray, batch_one: bool = False) -> np.ndarray:
+    """Run an ONNX/ORT model on the CPU EP (1 thread, deterministic); one image at a time if asked."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    src = str(path) if isinstance(path, Path) else path
+    sess = ort.InferenceSession(src, so, providers=["CPUExecutionProvider"])
+    if batch_one:
+        return np.concatenate(
+            [sess.run(["logits"], {"image": x[i : i + 1]})[0] for i in range(len(x))]
+        )
+    return sess.run(["logits"], {"image": x})[0]
+
+
+def save(model, path: Path) -> None:
+    """Serialise atomically as ONE file (no external data)."""
+    data = model.SerializeToString()
+    with atomic_path(path) as tmp:
+        tmp.write_bytes(data)
+
+
+def build(ctx: ExportContext) -> None:
+    """Write model.onnx (dynamic batch) and model-fixed.onnx, each checked and verified."""
+    import onnx
+    import onnxsim
+    import torch
+
+    check_opset(ctx.opset)
+    c, s = ctx.pre.channels, ctx.pre.size
+    tools = {"torch": torch.__version__, "onnx": onnx.__version__, "onnxsim": onnxsim.__version__}
+    for name, fname, dynamic in (
+        ("onnx-fp32", "model.onnx", True),
+        ("onnx-fp32-fixed", "model-fixed.onnx", False),
+    ):
+        with timer() as t:
+            raw = torch_to_onnx(ctx.model, c, s, ctx.opset, dynamic)
+            check(raw)
+            v_raw = compare(ctx.ref, run(raw.SerializeToString(), ctx.x, not dynamic), "fp32")
+            simp, ok = simplify(raw)
+            note = "onnxsim failed or is not the pinned version; kept the unsimplified model"
+            final, simplified = raw, False
+            if ok:
+                check(simp)
+                v_simp = compare(ctx.ref, run(simp.SerializeToString(), ctx.x, not dynamic), "fp32")
+                if v_simp["status"] == "passed":
+                    final, simplified, note = simp, True, "simplified with onnxsim, verified"
+                    v_raw = v_simp
+                else:
+                    note = "onnxsim changed outputs beyond the fp32 budget; kept the unsimplified"
+            path = ctx.out / fname
+            save(final, path)
+        ctx.files[name] = path
+        artifact(
+            ctx,
+            name,
+            path,
+            t(),
+            backend="onnxruntime",
+            precision="fp32",
+            format="onnx",
+            tools=tools,
+            options={
+                "opset": ctx.opset,
+                "dynamic_batch": dynamic,
+                "exporter": "torchscript",
+                "simplified": simplified,
+                "nodes": len(final.graph.node),
+                "note": note,
+            },
+            verification={
+                **v_raw,
+                "inputs": ctx.inputs_source,
+                "checker": "full",
+                "shape_inference": "strict",
+            },
+            **ctx.io("batch" if dynamic else 1),
+        )

@@ -1,0 +1,108 @@
+"""Verification at export: PyTorch reference outputs, probability and mask metrics, budgets.
+
+Every artifact is compared to ONE fp32 PyTorch reference on phantom slices with lesions.
+Probabilities (softmax over classes), not logits, are compared; masks are the argmax.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from lightseg.data.preprocessing import Preprocessing
+
+#: Budgets per precision: max / p99 absolute probability error and the minimum mean lesion Dice
+#: of the artifact's masks against the fp32 PyTorch masks.
+BUDGETS: dict[str, dict[str, float]] = {
+    "fp32": {"max_prob_err": 1e-4, "p99_prob_err": 1e-5, "min_dice": 0.999},
+    "fp16": {"max_prob_err": 2e-2, "p99_prob_err": 5e-3, "min_dice": 0.98},
+    "int8": {"max_prob_err": 0.5, "p99_prob_err": 0.1, "min_dice": 0.90},
+}
+
+
+def verification_inputs(pre: Preprocessing, n: int = 4, seed: int = 0) -> tuple[np.ndarray, str]:
+    """``n`` preprocessed phantom slices with lesions (float32 N x C x S x S) and their source.
+
+    Uses :func:`lightseg.data.lesion_inputs`; if that is not installed yet, falls back to
+    synthetic bright discs on a soft-tissue background and says so in the returned source.
+    """
+    try:
+        from lightseg.data import lesion_inputs
+    except ImportError:
+        return _disc_inputs(pre, n, seed), "synthetic discs (lightseg.data.lesion_inputs missing)"
+    x, _ = lesion_inputs(pre, n, seed)
+    return np.ascontiguousarray(x, dtype=np.float32), f"lightseg.data.lesion_inputs(n={n})"
+
+
+def _disc_inputs(pre: Preprocessing, n: int, seed: int) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    s = pre.size
+    yy, xx = np.mgrid[:s, :s]
+    out = []
+    for _ in range(n):
+        hu = rng.normal(-100.0, 30.0, (s, s))
+        for _ in range(int(rng.integers(1, 3))):
+            cy, cx = rng.uniform(0.25 * s, 0.75 * s, 2)
+            r = rng.uniform(0.06 * s, 0.15 * s)
+            hu[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] += 180.0
+        out.append(pre(hu))
+    return np.stack(out).astype(np.float32)
+
+
+def torch_reference(model, x: np.ndarray) -> np.ndarray:
+    """fp32 logits of the PyTorch model (eval mode, no grad)."""
+    import torch
+
+    model.eval()
+    with torch.no_grad():
+        return model(torch.from_numpy(x)).numpy().astype(np.float32)
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = np.exp(z)
+    return e / e.sum(axis=1, keepdims=True)
+
+
+def dice(a: np.ndarray, b: np.ndarray) -> float:
+    """Dice of two boolean masks (both empty = 1)."""
+    s = int(a.sum()) + int(b.sum())
+    return 1.0 if s == 0 else 2.0 * int(np.logical_and(a, b).sum()) / s
+
+
+def compare(ref_logits: np.ndarray, logits: np.ndarray, precision: str) -> dict:
+    """Metrics of ``logits`` against the reference and whether they fit ``precision``'s budget."""
+    logits = np.asarray(logits, dtype=np.float32)
+    if logits.shape != ref_logits.shape:
+        return {"status": "failed", "reason": f"shape {logits.shape} != {ref_logits.shape}"}
+    if not np.isfinite(logits).all():
+        return {"status": "failed", "reason": "NaN or Inf in outputs"}
+    err = np.abs(softmax(logits) - softmax(ref_logits))
+    rm, am = ref_logits.argmax(1) > 0, logits.argmax(1) > 0
+    dices = [dice(rm[i], am[i]) for i in range(len(rm))]
+    budget = BUDGETS[precision]
+    m = {
+        "max_prob_err": float(err.max()),
+        "p99_prob_err": float(np.quantile(err, 0.99)),
+        "max_logit_err": float(np.abs(logits - ref_logits).max()),
+        "dice_vs_fp32": float(np.mean(dices)),
+        "min_dice_vs_fp32": float(np.min(dices)),
+        "pixel_disagreement": float(np.mean(rm != am)),
+        "lesion_pixels_ref": int(rm.sum()),
+    }
+    ok = (
+        m["max_prob_err"] <= budget["max_prob_err"]
+        and m["p99_prob_err"] <= budget["p99_prob_err"]
+        and m["dice_vs_fp32"] >= budget["min_dice"]
+    )
+    return {
+        "status": "passed" if ok else "failed",
+        "budget": {"precision": precision, **budget},
+        **m,
+    }
+
+
+def describe(v: dict) -> str:
+    """One short line for a summary table."""
+    if v.get("status") not in ("passed", "failed") or "max_prob_err" not in v:
+        return f"{v.get('status', '?')}: {v.get('reason', '')}".rstrip(": ")
+    return f"{v['status']} (dice {v['dice_vs_fp32']:.4f}, max dp {v['max_prob_err']:.1e})"

@@ -1,0 +1,57 @@
+"""Tiny trained checkpoints (lightunet base=4, 32 px) shared by the export tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from lightseg.checkpoint import save_checkpoint
+from lightseg.data.preprocessing import Preprocessing
+from lightseg.models import create_model
+
+SIZE = 32
+
+
+def discs(n: int, seed: int, size: int = SIZE) -> tuple[np.ndarray, np.ndarray]:
+    """HU slices with bright discs (lesions) and their masks."""
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:size, :size]
+    hu, masks = [], []
+    for _ in range(n):
+        img = rng.normal(-100.0, 30.0, (size, size))
+        m = np.zeros((size, size), np.int64)
+        cy, cx = rng.uniform(0.3 * size, 0.7 * size, 2)
+        r = rng.uniform(0.1 * size, 0.2 * size)
+        inside = (yy - cy) ** 2 + (xx - cx) ** 2 < r * r
+        img[inside] += 180.0
+        m[inside] = 1
+        hu.append(img)
+        masks.append(m)
+    return np.stack(hu), np.stack(masks)
+
+
+def train_tiny(steps: int = 30, seed: int = 0, **cfg) -> torch.nn.Module:
+    """A base=4 lightunet trained briefly so it segments discs (non-trivial masks)."""
+    torch.manual_seed(seed)
+    pre = Preprocessing(size=SIZE)
+    model = create_model("lightunet", base=4, **cfg)
+    hu, masks = discs(8, seed)
+    x = torch.from_numpy(np.stack([pre(h) for h in hu]))
+    y = torch.from_numpy(masks)
+    opt = torch.optim.Adam(model.parameters(), lr=3e-2)
+    model.train()
+    for _ in range(steps):
+        opt.zero_grad()
+        loss = torch.nn.functional.cross_entropy(model(x), y, weight=torch.tensor([1.0, 3.0]))
+        loss.backward()
+        opt.step()
+    return model.eval()
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory) -> str:
+    model = train_tiny()
+    out = tmp_path_factory.mktemp("ckpt") / "tiny"
+    save_checkpoint(model, out, "lightunet", Preprocessing(size=SIZE))
+    return str(out)
