@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+from lightseg.export.manifest import Artifact, TensorSpec, sha256_path, size_path
 
 from lightseg.data.preprocessing import Preprocessing
-from lightseg.export.manifest import Artifact, TensorSpec, sha256_path, size_path
 
 MIN_OPSET = 17
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -21,7 +21,7 @@ CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 
 @dataclass
 class ExportContext:
-    """State of one export run. ``files`` caches intermediate artifacts by name (e.g. "onnx-fp32")."""
+    """State of one export run; ``files`` caches intermediate artifacts by name ("onnx-fp32")."""
 
     model: object  # torch.nn.Module, eval mode
     pre: Preprocessing

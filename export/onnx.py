@@ -12,10 +12,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-
-from lightseg.errors import LightsegError
 from lightseg.export.context import MIN_OPSET, ExportContext, artifact, atomic_path, timer
 from lightseg.export.verify import compare
+
+from lightseg.errors import LightsegError
 
 ONNXSIM_VERSION = "0.8.1"  # pinned: onnxsim has regressed between versions
 
@@ -75,7 +75,7 @@ def simplify(model):
 
 
 def run(path: Path | bytes, x: np.ndarray, batch_one: bool = False) -> np.ndarray:
-    """Run an ONNX/ORT model on the CPU EP (1 thread, deterministic); one image at a time if asked."""
+    """Run an ONNX/ORT model on the CPU EP, 1 thread; one image at a time if ``batch_one``."""
     import onnxruntime as ort
 
     so = ort.SessionOptions()
