@@ -1,0 +1,159 @@
+"""fp16 and int8 (static QDQ) ONNX models, with the accuracy cost measured at export.
+
+- fp16: onnxconverter-common, fp32 input/output kept (``keep_io_types``). A storage/GPU/mobile
+  format: the x86 CPU EP gains no speed from it.
+- int8: ONNX Runtime static quantization, QDQ format, uint8 activations x int8 per-channel
+  weights, calibrated on phantom slices with lesions (or the user's data) with minmax, entropy
+  or percentile. Dynamic quantization is refused (see :data:`DYNAMIC_REFUSAL`).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+import numpy as np
+from lightseg.export import onnx as lonnx
+from lightseg.export.context import CALIBRATION_METHODS, ExportContext, artifact, atomic_path, timer
+from lightseg.export.verify import compare
+
+from lightseg.errors import LightsegError
+
+DYNAMIC_REFUSAL = (
+    "dynamic int8 quantization is refused: on this CNN it becomes ConvInteger, measured 2-7x "
+    "slower than fp32 on the ORT CPU EP; use static QDQ (the default)"
+)
+
+
+def _tools() -> dict:
+    import onnxruntime
+
+    return {"onnxruntime": onnxruntime.__version__}
+
+
+def build_fp16(ctx: ExportContext) -> None:
+    """model-fp16.onnx (dynamic batch, fp32 I/O) from model.onnx, verified on the CPU EP."""
+    import onnx
+    import onnxconverter_common
+    from onnxconverter_common import float16
+
+    with timer() as t:
+        src = onnx.load(ctx.files["onnx-fp32"])
+        m16 = float16.convert_float_to_float16(src, keep_io_types=True)
+        lonnx.check(m16)
+        v = compare(ctx.ref, lonnx.run(m16.SerializeToString(), ctx.x), "fp16")
+        path = ctx.out / "model-fp16.onnx"
+        lonnx.save(m16, path)
+    ctx.files["onnx-fp16"] = path
+    artifact(
+        ctx,
+        "onnx-fp16",
+        path,
+        t(),
+        backend="onnxruntime",
+        precision="fp16",
+        format="onnx",
+        tools={**_tools(), "onnxconverter_common": onnxconverter_common.__version__},
+        options={"keep_io_types": True, "opset": ctx.opset, "dynamic_batch": True},
+        verification={**v, "inputs": ctx.inputs_source},
+        **ctx.io("batch"),
+    )
+
+
+class _Reader:
+    """Calibration data reader: one image per batch."""
+
+    def __init__(self, x: np.ndarray) -> None:
+        self._it = iter([{"image": x[i : i + 1]} for i in range(len(x))])
+
+    def get_next(self):
+        return next(self._it, None)
+
+
+def quantize_int8(src: Path, dst: Path, calib: np.ndarray, method: str, mode: str = "static"):
+    """Static QDQ int8 (U8 activations, S8 per-channel weights) of ``src`` written to ``dst``."""
+    from onnxruntime.quantization import (
+        CalibrationMethod,
+        QuantFormat,
+        QuantType,
+        quantize_static,
+    )
+    from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    if mode == "dynamic":
+        raise LightsegError(DYNAMIC_REFUSAL)
+    if method not in CALIBRATION_METHODS:
+        raise LightsegError(
+            f"calibration method {method!r} is unknown; choose {', '.join(CALIBRATION_METHODS)}"
+        )
+    cm = {
+        "minmax": CalibrationMethod.MinMax,
+        "entropy": CalibrationMethod.Entropy,
+        "percentile": CalibrationMethod.Percentile,
+    }[method]
+    with tempfile.TemporaryDirectory(prefix=".quant.", dir=dst.parent) as tmp:
+        prep = Path(tmp) / "prep.onnx"
+        quant_pre_process(str(src), str(prep), skip_symbolic_shape=True)
+        with atomic_path(dst) as out:
+            quantize_static(
+                str(prep),
+                str(out),
+                _Reader(calib),
+                quant_format=QuantFormat.QDQ,
+                activation_type=QuantType.QUInt8,
+                weight_type=QuantType.QInt8,
+                per_channel=True,
+                calibrate_method=cm,
+                extra_options={"CalibTensorRangeSymmetric": False},
+            )
+
+
+def build_int8(ctx: ExportContext) -> None:
+    """model-int8.onnx (dynamic batch) and model-int8-fixed.onnx (batch 1), verified."""
+    import onnx
+    from onnxruntime.tools.onnx_model_utils import fix_output_shapes, make_dim_param_fixed
+
+    calib = ctx.x if ctx.calib is None else ctx.calib
+    with timer() as t:
+        path = ctx.out / "model-int8.onnx"
+        quantize_int8(ctx.files["onnx-fp32"], path, calib, ctx.calibration)
+        v = compare(ctx.ref, lonnx.run(path, ctx.x), "int8")
+    ctx.files["onnx-int8"] = path
+    options = {
+        "format": "QDQ",
+        "activations": "uint8",
+        "weights": "int8 per-channel",
+        "calibration": ctx.calibration,
+        "calibration_images": len(calib),
+        "dynamic_batch": True,
+    }
+    verification = {**v, "inputs": ctx.inputs_source}
+    common = dict(backend="onnxruntime", precision="int8", format="onnx", tools=_tools())
+    artifact(
+        ctx,
+        "onnx-int8",
+        path,
+        t(),
+        options=options,
+        verification=verification,
+        **common,
+        **ctx.io("batch"),
+    )
+    with timer() as t:
+        m = onnx.load(path)
+        make_dim_param_fixed(m.graph, "batch", 1)
+        fix_output_shapes(m)
+        lonnx.check(m)
+        fixed = ctx.out / "model-int8-fixed.onnx"
+        lonnx.save(m, fixed)
+        vf = compare(ctx.ref, lonnx.run(fixed, ctx.x, batch_one=True), "int8")
+    ctx.files["onnx-int8-fixed"] = fixed
+    artifact(
+        ctx,
+        "onnx-int8-fixed",
+        fixed,
+        t(),
+        options={**options, "dynamic_batch": False},
+        verification={**vf, "inputs": ctx.inputs_source},
+        **common,
+    )
