@@ -63,11 +63,13 @@ def save_checkpoint(
     arch: str,
     preprocessing: Preprocessing,
     classes: tuple[str, ...] | list[str] = DEFAULT_CLASSES,
+    files: dict[str, bytes] | None = None,
     **meta,
 ) -> Path:
     """Write ``model`` to ``out_dir`` atomically (a temp folder renamed into place).
 
-    ``meta`` (e.g. ``provenance=..., metrics=...``) is stored verbatim in model.json.
+    ``meta`` (e.g. ``provenance=..., metrics=...``) is stored verbatim in model.json; ``files``
+    (name -> bytes, e.g. training state) are written into the same folder in the same step.
     """
     from safetensors.torch import save_file
 
@@ -77,6 +79,8 @@ def save_checkpoint(
     try:
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, tmp / WEIGHTS, metadata={"format": FORMAT})
+        for name, data in (files or {}).items():
+            (tmp / name).write_bytes(data)
         doc = {
             "format": FORMAT,
             "schema_version": SCHEMA_VERSION,

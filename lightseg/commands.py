@@ -141,3 +141,7 @@ def register_core(app: typer.Typer) -> None:
     """Attach every command to the app (one line per area)."""
     app.command("profile")(profile_cmd)
     app.command("import-checkpoint")(import_checkpoint_cmd)
+    from lightseg.train_cli import eval_cmd, train_cmd
+
+    app.command("train")(train_cmd)
+    app.command("eval")(eval_cmd)

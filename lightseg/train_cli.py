@@ -1,0 +1,122 @@
+"""``lightseg train`` and ``lightseg eval``."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from lightseg.errors import LightsegError
+
+console = Console()
+
+
+def train_cmd(
+    model: str = typer.Option("lightunet", "--model", "-m", help="lightunet or unet."),
+    data: str = typer.Option("synth", help="'synth' (phantoms) or a dataset folder."),
+    out: Path = typer.Option(Path("runs/lightunet"), "--out", "-o", help="Run folder."),
+    size: int = typer.Option(256, help="Model input size (slices are padded/cropped to it)."),
+    crop: int = typer.Option(96, help="Training crop size (lesion-biased); 0 = full slices."),
+    steps: int = typer.Option(1500, help="Optimizer steps."),
+    batch: int = typer.Option(8, help="Batch size."),
+    lr: float = typer.Option(2e-3, help="Peak learning rate (AdamW, warm-up + cosine)."),
+    seed: int = typer.Option(0, help="Seed for data, init and sampling."),
+    train_n: int = typer.Option(2000, help="Distinct training slices."),
+    val_n: int = typer.Option(48, help="Validation slices (full size)."),
+    val_every: int = typer.Option(250, help="Validate and checkpoint every N steps."),
+    amp: bool = typer.Option(False, help="Mixed precision (bf16 on CPU, fp16 on CUDA)."),
+    threads: int = typer.Option(0, help="Torch threads (0 = torch's default)."),
+    base: int = typer.Option(0, help="Override the base width (tiny models for tests)."),
+    resume: bool = typer.Option(False, help="Continue from OUT/last with its optimizer state."),
+) -> None:
+    """Train a U-Net; writes OUT/best, OUT/last (checkpoints) and OUT/summary.json."""
+    from lightseg.train import TrainConfig, train
+
+    if steps < 1 or batch < 1 or val_every < 1:
+        raise LightsegError("--steps, --batch and --val-every must be positive")
+    if (out / "last").exists() and not resume:
+        raise LightsegError(f"{out} already holds a run; pass --resume to continue it")
+    cfg = TrainConfig(
+        model=model, data=data, out=str(out), size=size, crop=crop or None, steps=steps,
+        batch=batch, lr=lr, seed=seed, train_n=train_n, val_n=val_n, val_every=val_every,
+        amp=amp, threads=threads or None, model_overrides={"base": base} if base else {},
+    )  # fmt: skip
+    s = train(cfg, resume=resume)
+    console.print(
+        f"best lesion Dice {s['best_lesion_dice']:.4f} in {s['seconds']:.0f} s; "
+        f"checkpoints in {out / 'best'} and {out / 'last'}"
+    )
+
+
+def eval_cmd(
+    checkpoint: str = typer.Argument("default", help="Checkpoint folder or 'default'."),
+    data: str = typer.Option("synth", help="'synth' (phantoms) or a dataset folder."),
+    n: int = typer.Option(64, help="Number of slices."),
+    seed: int = typer.Option(12345, help="Seed of the synthetic set (use one unseen in training)."),
+    lesion_fraction: float = typer.Option(0.75, help="Share of slices with a lesion (synth)."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write metrics + cases as JSON."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Folder for cases.csv + overlays."),
+    worst: int = typer.Option(4, help="Overlay PNGs of the N worst lesion cases."),
+) -> None:
+    """Evaluate a checkpoint: lesion Dice, IoU, FP rate on lesion-free slices, detection."""
+    from lightseg.checkpoint import load_checkpoint
+    from lightseg.data.dataset import build_dataset
+    from lightseg.train import _stack, evaluate_arrays, predict_masks
+
+    if n < 1:
+        raise LightsegError("--n must be positive")
+    ck = load_checkpoint(checkpoint)
+    ds = build_dataset(data, ck.preprocessing, n, seed, lesion_fraction=lesion_fraction)
+    x, y = _stack(ds, min(n, len(ds)))
+    summary, cases = evaluate_arrays(ck.model, x, y)
+    t = Table(title=f"eval {ck.path} on {data} (n={len(cases)}, seed={seed})")
+    t.add_column("metric")
+    t.add_column("value", justify="right")
+    for k, v in summary.items():
+        t.add_row(k, _fmt(v))
+    console.print(t)
+    if json_out:
+        json_out.write_text(json.dumps({"summary": summary, "cases": cases}, indent=2))
+    if out:
+        out.mkdir(parents=True, exist_ok=True)
+        with open(out / "cases.csv", "w", newline="") as f:
+            w = csv.DictWriter(f, fieldnames=["case", *cases[0]])
+            w.writeheader()
+            for i, c in enumerate(cases):
+                w.writerow({"case": i, **c})
+        order = sorted((i for i, c in enumerate(cases) if c["has_lesion"]),
+                       key=lambda i: cases[i]["dice"])[:worst]  # fmt: skip
+        pred = predict_masks(ck.model, x[order]) if order else []
+        for rank, (i, p) in enumerate(zip(order, pred, strict=True)):
+            overlay_png(
+                x[i][0], y[i], p, out / f"worst{rank}_case{i}_dice{cases[i]['dice']:.2f}.png"
+            )
+        console.print(f"wrote {out / 'cases.csv'} and {len(order)} overlays")
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return f"{v:.4f}"
+    if isinstance(v, list):
+        return "[" + ", ".join(f"{a:.4f}" for a in v) + "]"
+    return str(v)
+
+
+def overlay_png(img: np.ndarray, ref: np.ndarray, pred: np.ndarray, path: Path) -> None:
+    """Grey image with reference (green outline) and prediction (red fill) side by side."""
+    from PIL import Image
+    from scipy import ndimage
+
+    g = (np.clip(img, 0, 1) * 255).astype(np.uint8)
+    rgb = np.stack([g] * 3, -1).astype(np.float32)
+    p = pred.astype(bool)
+    rgb[p] = 0.5 * rgb[p] + 0.5 * np.array([255, 40, 40])
+    edge = ref.astype(bool) & ~ndimage.binary_erosion(ref.astype(bool))
+    rgb[edge] = [40, 255, 40]
+    both = np.concatenate([np.stack([g] * 3, -1), rgb.astype(np.uint8)], axis=1)
+    Image.fromarray(both).save(path)
