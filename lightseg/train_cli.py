@@ -64,8 +64,9 @@ def eval_cmd(
     worst: int = typer.Option(4, help="Overlay PNGs of the N worst lesion cases."),
 ) -> None:
     """Evaluate a checkpoint: lesion Dice, IoU, FP rate on lesion-free slices, detection."""
-    from lightseg.checkpoint import load_checkpoint
     from lightseg.data.dataset import build_dataset
+
+    from lightseg.checkpoint import load_checkpoint
     from lightseg.train import _stack, evaluate_arrays, predict_masks
 
     if n < 1:
