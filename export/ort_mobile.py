@@ -1,9 +1,9 @@
 """ONNX Runtime Mobile: ``.ort`` models, the reduced-build operator config, usability report.
 
 The ``.ort`` files are made from the fixed-shape (batch 1) models with the 'Fixed' optimisation
-style (fuses Swish into com.microsoft QuickGelu: a reduced-ops build must include it). The int8
-models are converted for ARM (no x86-only NCHWc ops; ``session.qdqisint8allowed``). The NNAPI / CoreML usability check runs
-on the fixed-shape fp32 model (with a dynamic batch both EPs take 0 nodes); its log is stored as
+style (fuses Swish into com.microsoft QuickGelu: a reduced-ops build must include it), for ARM
+(no x86-only NCHWc ops; int8 QDQ kept). The NNAPI / CoreML usability check runs on the fixed-shape
+fp32 model (with a dynamic batch both EPs take 0 nodes); its log is stored as
 ``ort/mobile_usability.txt`` and parsed into the manifest.
 """
 
