@@ -1,0 +1,135 @@
+"""One dataset abstraction yielding (image float32 C x H x W, mask int64 H x W)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+from lightseg.data.phantom import synth_slices
+from lightseg.data.preprocessing import Preprocessing
+from lightseg.errors import LightsegError
+
+
+def _load_folder(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(HU slice, mask) pairs from a folder of ``.npz`` files holding ``hu`` and ``mask``."""
+    if not path.is_dir():
+        raise LightsegError(f"data: {path} is not a folder (or 'synth')")
+    files = sorted(path.glob("*.npz"))
+    if not files:
+        raise LightsegError(f"data: no .npz slices in {path}")
+    pairs = []
+    for f in files:
+        try:
+            with np.load(f) as z:
+                hu, mask = np.asarray(z["hu"], np.float32), np.asarray(z["mask"])
+        except (OSError, KeyError, ValueError) as e:
+            raise LightsegError(f"data: cannot read {f}: {e}") from None
+        if hu.shape != mask.shape or hu.ndim != 2:
+            raise LightsegError(f"data: {f}: hu {hu.shape} and mask {mask.shape} must be equal 2D")
+        pairs.append((hu, mask))
+    return pairs
+
+
+def _rng() -> np.random.Generator:
+    """A generator seeded from torch, so DataLoader workers augment differently."""
+    import torch
+
+    return np.random.default_rng(int(torch.randint(0, 2**31 - 1, ()).item()))
+
+
+class SliceDataset:
+    """Preprocessed slices held in memory (windowed, single channel, ``pre.size`` square)."""
+
+    def __init__(
+        self,
+        images: np.ndarray,
+        masks: np.ndarray,
+        pre: Preprocessing,
+        augment: bool = False,
+        crop: int | None = None,
+    ) -> None:
+        if crop is not None and not 0 < crop <= pre.size:
+            raise LightsegError(f"data: crop must be in 1..{pre.size}, got {crop}")
+        self.images, self.masks, self.pre = images, masks, pre
+        self.augment, self.crop = augment, crop
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        import torch
+
+        img, mask = self.images[i], self.masks[i]
+        rng = _rng() if (self.augment or self.crop) else None
+        if self.augment:
+            img, mask = augment_pair(img, mask, rng)
+        if self.crop:
+            img, mask = lesion_crop(img, mask, self.crop, rng)
+        x = np.repeat(np.ascontiguousarray(img, np.float32)[None], self.pre.channels, axis=0)
+        return torch.from_numpy(x), torch.from_numpy(np.ascontiguousarray(mask, np.int64))
+
+
+def augment_pair(
+    img: np.ndarray, mask: np.ndarray, rng: np.random.Generator, max_deg: float = 10.0
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flips, a small rotation and intensity jitter (windowed image in [0, 1])."""
+    from scipy.ndimage import rotate
+
+    if rng.random() < 0.5:
+        img, mask = img[:, ::-1], mask[:, ::-1]
+    if rng.random() < 0.5:
+        img, mask = img[::-1], mask[::-1]
+    angle = float(rng.uniform(-max_deg, max_deg))
+    img = rotate(img, angle, reshape=False, order=1, mode="constant", cval=0.0)
+    mask = rotate(mask, angle, reshape=False, order=0, mode="constant", cval=0)
+    img = img * rng.uniform(0.95, 1.05) + rng.uniform(-0.03, 0.03)
+    return np.clip(img, 0.0, 1.0).astype(np.float32), mask
+
+
+def lesion_crop(
+    img: np.ndarray, mask: np.ndarray, crop: int, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
+    """Random crop x crop window; when the slice has a lesion the window holds a lesion pixel."""
+    h, w = mask.shape
+    pts = np.argwhere(mask > 0)
+    if len(pts):
+        cy, cx = pts[rng.integers(len(pts))]
+        y0 = int(rng.integers(max(0, cy - crop + 1), min(cy, h - crop) + 1))
+        x0 = int(rng.integers(max(0, cx - crop + 1), min(cx, w - crop) + 1))
+    else:
+        y0, x0 = int(rng.integers(0, h - crop + 1)), int(rng.integers(0, w - crop + 1))
+    return img[y0 : y0 + crop, x0 : x0 + crop], mask[y0 : y0 + crop, x0 : x0 + crop]
+
+
+def build_dataset(
+    source: str,
+    pre: Preprocessing,
+    n: int,
+    seed: int,
+    augment: bool = False,
+    lesion_fraction: float = 0.7,
+    crop: int | None = None,
+):
+    """Dataset of (image float32 C x H x W, mask int64 H x W) items.
+
+    ``source`` is "synth" (``n`` phantom slices, ``lesion_fraction`` of them with a lesion) or a
+    folder of slices (the first ``n``; n <= 0 takes all). ``crop`` gives random crop x crop
+    windows biased to contain the lesion (fast CPU training). Returns a torch-compatible
+    map-style dataset.
+    """
+    if not 0.0 <= lesion_fraction <= 1.0:
+        raise LightsegError(f"data: lesion_fraction must be in [0, 1], got {lesion_fraction}")
+    if source == "synth":
+        if n < 1:
+            raise LightsegError(f"data: n must be >= 1 for synthetic data, got {n}")
+        n_les = int(round(n * lesion_fraction))
+        slices = synth_slices(n_les, seed, size=pre.size, lesion=True)
+        slices += synth_slices(n - n_les, seed + 1_000_003, size=pre.size, lesion=False)
+        pairs = [(s.hu, s.mask) for s in slices]
+    else:
+        pairs = _load_folder(Path(source))
+        pairs = pairs[:n] if n > 0 else pairs
+    images = np.stack([pre.fit_2d(pre.window(hu)) for hu, _ in pairs]).astype(np.float32)
+    masks = np.stack([pre.mask(m) for _, m in pairs]).astype(np.int64)
+    return SliceDataset(images, masks, pre, augment=augment, crop=crop)
