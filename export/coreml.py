@@ -123,7 +123,7 @@ def build(ctx: ExportContext, precision: str, weights: str = "none") -> None:
             problems.append(f"expected MIL ops missing: {missing}")
         v: dict = {
             "spec": info,
-            "spec_check": "failed: " + "; ".join(problems) if problems else "passed",
+            "spec_check": ("failed: " + "; ".join(problems)) if problems else "passed",
         }
         if platform.system() == "Darwin":
             loaded = ct.models.MLModel(str(path))
