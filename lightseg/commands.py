@@ -141,6 +141,9 @@ def register_core(app: typer.Typer) -> None:
     """Attach every command to the app (one line per area)."""
     app.command("profile")(profile_cmd)
     app.command("import-checkpoint")(import_checkpoint_cmd)
+    from lightseg.benchmarks.cli import register as register_benchmarks  # parity, bench
+
+    register_benchmarks(app)
     from lightseg.train_cli import eval_cmd, train_cmd
 
     app.command("train")(train_cmd)

@@ -1,0 +1,161 @@
+"""``lightseg parity`` (run | pack | compare) and ``lightseg bench``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+import typer
+from rich.console import Console
+from rich.table import Table
+from typer.core import TyperGroup
+
+from lightseg.errors import GateFailed, LightsegError
+
+console = Console()
+
+
+class DefaultRunGroup(TyperGroup):
+    """``lightseg parity DIR ...`` means ``lightseg parity run DIR ...``."""
+
+    def parse_args(self, ctx: click.Context, args: list[str]) -> list[str]:
+        if not args or (args[0] not in self.commands and args[0] not in ("-h", "--help")):
+            args = ["run", *args]
+        return super().parse_args(ctx, args)
+
+
+parity_app = typer.Typer(
+    cls=DefaultRunGroup,
+    help="Do the masks match across backends? Exit 0 all hold, 1 a gate failed, 2 bad input.",
+    no_args_is_help=False,
+)
+
+DIR = typer.Argument(Path("export"), help="Export folder with manifest.json.")
+TOL = typer.Option(None, "--tolerances", help="TOML gates (defaults to the shipped ones).")
+
+
+def _split(backends: str | None) -> list[str] | None:
+    return [b.strip() for b in backends.split(",") if b.strip()] if backends else None
+
+
+def _progress(subject) -> None:
+    console.print(f"[dim]running {subject.name} ({subject.backend}, {subject.precision})[/dim]")
+
+
+def _finish(run, json_out: Path | None, html: Path | None, md: Path | None) -> None:
+    from lightseg.benchmarks import report
+
+    table = Table(title=f"parity vs fp32 PyTorch on {run.meta['n']} images ({run.meta['data']})")
+    for col in ("artifact", "backend", "precision", "status", "dice min", "flip %", "detail"):
+        table.add_column(col)
+    colour = {"pass": "green", "fail": "red", "error": "red", "skipped": "yellow"}
+    for v in run.verdicts:
+        m = v.metrics
+        table.add_row(
+            v.name,
+            v.backend,
+            v.precision,
+            f"[{colour[v.status]}]{v.status}[/]",
+            f"{m['dice_ref_min']:.4f}" if "dice_ref_min" in m else "-",
+            f"{100 * m['flip_rate']:.3f}" if "flip_rate" in m else "-",
+            v.reason() if v.status != "pass" else f"prob max err {m['prob_abs_max']:.2e}",
+        )
+    console.print(table)
+    for path, write in ((json_out, report.write_json), (md, report.write_markdown)):
+        if path:
+            write(run, path)
+            console.print(f"wrote {path}")
+    if html:
+        report.write_html(run, html)
+        console.print(f"wrote {html}")
+    bad = [v for v in run.verdicts if v.status in ("fail", "error")]
+    if bad:
+        raise GateFailed("; ".join(f"{v.name} ({v.backend}): {v.reason()}" for v in bad))
+    if not any(v.status == "pass" for v in run.verdicts):
+        raise GateFailed(
+            "no artifact could run here: "
+            + "; ".join(f"{v.name}: {v.message}" for v in run.verdicts)
+        )
+
+
+@parity_app.command("run")
+def parity_run(
+    artifact_dir: Path = DIR,
+    data: str = typer.Option("synth", "--data", help="synth (phantom lesions) or an .npz."),
+    n: int = typer.Option(8, "--n", help="Number of images."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the JSON report."),
+    html: Path | None = typer.Option(None, "--html", help="Write the HTML report."),
+    md: Path | None = typer.Option(None, "--md", help="Write the Markdown summary."),
+    backends: str | None = typer.Option(None, "--backends", help="Backends or artifact names."),
+    timeout: float = typer.Option(300.0, "--timeout", help="Seconds per backend step."),
+    tolerances: Path | None = TOL,
+    threads: int = typer.Option(2, "--threads", help="Threads per backend."),
+) -> None:
+    """Run the fp32 reference and every runnable artifact; judge each against the gates."""
+    from lightseg.benchmarks.harness import run_parity
+
+    run = run_parity(
+        artifact_dir, data, n, _split(backends), timeout, tolerances, threads, progress=_progress
+    )
+    _finish(run, json_out, html, md)
+
+
+@parity_app.command("pack")
+def parity_pack(
+    artifact_dir: Path = DIR,
+    out: Path = typer.Option(..., "--out", help="Pack folder to write for a device."),
+    n: int = typer.Option(8, "--n", help="Number of images."),
+    data: str = typer.Option("synth", "--data", help="synth or an .npz."),
+    backends: str | None = typer.Option(None, "--backends", help="Artifacts to include."),
+) -> None:
+    """Write inputs + manifest + artifacts + device_script.py for a device run."""
+    from lightseg.benchmarks.pack import write_pack
+
+    path = write_pack(artifact_dir, out, n, data, _split(backends))
+    console.print(f"wrote {path}; on the device: python device_script.py {out} --out RESULTS")
+
+
+@parity_app.command("compare")
+def parity_compare(
+    pack: Path = typer.Argument(..., help="The pack folder."),
+    device_results: Path = typer.Option(..., "--device-results", help="Folder the device wrote."),
+    json_out: Path | None = typer.Option(None, "--json"),
+    html: Path | None = typer.Option(None, "--html"),
+    md: Path | None = typer.Option(None, "--md"),
+    tolerances: Path | None = TOL,
+) -> None:
+    """Judge a device's outputs exactly like a local backend."""
+    from lightseg.benchmarks.pack import compare_device
+
+    _finish(compare_device(pack, device_results, tolerances), json_out, html, md)
+
+
+def bench_cmd(
+    artifact_dir: Path = DIR,
+    threads: int = typer.Option(2, "--threads", help="Threads per backend."),
+    batch: int = typer.Option(1, "--batch", help="Images per inference."),
+    runs: int = typer.Option(50, "--runs", help="Timed runs per backend (after warm-up)."),
+    warmup: int = typer.Option(5, "--warmup", help="Untimed runs first."),
+    backends: str | None = typer.Option(None, "--backends", help="Backends or artifact names."),
+    json_out: Path | None = typer.Option(None, "--json", help="Write the JSON results."),
+    timeout: float = typer.Option(300.0, "--timeout", help="Seconds per backend step."),
+    peak: bool = typer.Option(True, "--peak/--no-peak", help="Measure the matmul peak too."),
+) -> None:
+    """Latency of every runnable artifact, interleaved with the PyTorch reference."""
+    from lightseg.benchmarks import latency
+
+    if min(threads, batch, runs) < 1 or warmup < 0:
+        raise LightsegError("--threads, --batch and --runs must be >= 1, --warmup >= 0")
+    res = latency.run_bench(
+        artifact_dir, threads, batch, runs, warmup, _split(backends), timeout, peak
+    )
+    console.print(latency.table(res))
+    if json_out:
+        latency.write_json(res, json_out)
+        console.print(f"wrote {json_out}")
+
+
+def register(app: typer.Typer) -> None:
+    """Attach ``parity`` and ``bench`` to the lightseg app."""
+    app.add_typer(parity_app, name="parity")
+    app.command("bench")(bench_cmd)

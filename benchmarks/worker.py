@@ -1,0 +1,104 @@
+"""One backend in its own process, driven by JSON lines, so a native crash or hang is contained.
+
+Commands (one JSON object per line on stdin; one reply per line on the protocol pipe):
+``open`` {kind: reference|artifact|device, ...}, ``infer`` {inputs, out}, ``time`` {inputs, n},
+``close``. Library output that goes to stdout is redirected to stderr.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import resource
+import sys
+import time
+
+import numpy as np
+
+from lightseg.errors import BackendUnavailable, LightsegError
+
+
+def _runner(msg: dict):
+    kind = msg["kind"]
+    if kind == "reference":
+        from lightseg.runtimes.torch_runner import TorchRunner
+
+        return TorchRunner(msg.get("checkpoint"), threads=msg["threads"])
+    if kind == "device":
+        from lightseg.benchmarks.pack import read_pack
+        from lightseg.runtimes.device import DeviceResultsRunner
+
+        return DeviceResultsRunner(read_pack(msg["pack"]), msg["results"])
+    from lightseg.export.manifest import load_manifest
+    from lightseg.runtimes.base import runner_for
+
+    manifest = load_manifest(msg["manifest"])
+    return runner_for(manifest, manifest.artifact(msg["artifact"]), threads=msg["threads"])
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process in MiB (ru_maxrss is KiB on Linux, B on macOS)."""
+    rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return rss / (2**20 if sys.platform == "darwin" else 2**10)
+
+
+class Session:
+    """The state of one backend; ``handle`` answers one command (also used in-process)."""
+
+    def __init__(self) -> None:
+        self.runner = None
+        self.cache: dict[str, np.ndarray] = {}
+
+    def _inputs(self, path: str) -> np.ndarray:
+        if path not in self.cache:
+            self.cache[path] = np.load(path)
+        return self.cache[path]
+
+    def handle(self, msg: dict) -> dict:
+        cmd = msg["cmd"]
+        try:
+            if cmd == "open":
+                t0 = time.perf_counter()
+                self.runner = _runner(msg).open()
+                return {"ok": True, "load_s": time.perf_counter() - t0, "info": self.runner.info}
+            if cmd == "infer":
+                t0 = time.perf_counter()
+                y = self.runner.infer(self._inputs(msg["inputs"]))
+                np.save(msg["out"], y)
+                return {"ok": True, "seconds": time.perf_counter() - t0}
+            if cmd == "time":
+                x = self._inputs(msg["inputs"])
+                ms = []
+                for _ in range(int(msg["n"])):
+                    t0 = time.perf_counter()
+                    self.runner.infer(x)
+                    ms.append((time.perf_counter() - t0) * 1e3)
+                return {"ok": True, "ms": ms}
+            if cmd == "close":
+                if self.runner is not None:
+                    self.runner.close()
+                return {"ok": True, "peak_rss_mb": peak_rss_mb()}
+            return {"ok": False, "status": "error", "message": f"unknown command {cmd!r}"}
+        except BackendUnavailable as e:
+            return {"ok": False, "status": "skipped", "message": str(e)}
+        except LightsegError as e:
+            return {"ok": False, "status": "error", "message": str(e)}
+        except Exception as e:  # a runtime's own exception: that backend's failure
+            first = (str(e).strip().splitlines() or [""])[0][:300]
+            return {"ok": False, "status": "error", "message": f"{type(e).__name__}: {first}"}
+
+
+def main() -> None:
+    proto = os.fdopen(os.dup(1), "w")
+    os.dup2(2, 1)  # native libraries printing to stdout must not corrupt the protocol
+    session = Session()
+    for line in sys.stdin:
+        msg = json.loads(line)
+        proto.write(json.dumps(session.handle(msg)) + "\n")
+        proto.flush()
+        if msg["cmd"] == "close":
+            break
+
+
+if __name__ == "__main__":
+    main()

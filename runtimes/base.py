@@ -1,0 +1,147 @@
+"""The Runner interface every backend implements, and the registry that picks one.
+
+A runner is opened (loads/compiles the artifact after checking its sha256 against the
+manifest), then ``infer(x)`` takes float32 NCHW and returns float32 logits NKHW, then closed.
+Like Polygraphy's runners, :meth:`Runner.infer` checks the input and wraps ``infer_impl``.
+"""
+
+from __future__ import annotations
+
+import importlib
+import os
+import platform
+from pathlib import Path
+
+import numpy as np
+
+from lightseg.errors import BackendUnavailable, LightsegError
+
+#: backend name -> "module:Class" (imported only when used, so heavy runtimes stay lazy).
+RUNNERS: dict[str, str] = {
+    "pytorch": "lightseg.runtimes.torch_runner:TorchRunner",
+    "onnxruntime": "lightseg.runtimes.ort:OrtRunner",
+    "ort-mobile": "lightseg.runtimes.ort:OrtRunner",
+    "openvino": "lightseg.runtimes.openvino:OpenVinoRunner",
+    "executorch": "lightseg.runtimes.executorch:ExecuTorchRunner",
+    "litert": "lightseg.runtimes.litert:LiteRtRunner",
+    "coreml": "lightseg.runtimes.coreml:CoreMlRunner",
+    "tensorrt": "lightseg.runtimes.tensorrt:TensorRtRunner",
+}
+#: Extra runners, "backend=module:Class,..." (plugins; also how tests inject a crashing backend).
+PLUGIN_ENV = "LIGHTSEG_RUNNERS"
+DEFAULT_THREADS = 2
+
+
+def require(module: str, hint: str):
+    """Import ``module`` or raise :class:`BackendUnavailable` with the install hint."""
+    try:
+        return importlib.import_module(module)
+    except ImportError as e:
+        raise BackendUnavailable(f"{module} is not importable ({e}); {hint}") from None
+
+
+class Runner:
+    """open / infer / close, usable as a context manager. Subclasses define ``*_impl``."""
+
+    backend = "?"
+
+    def __init__(self, precision: str = "fp32", threads: int = DEFAULT_THREADS) -> None:
+        self.precision = precision
+        self.threads = threads
+        self.is_open = False
+        self.input_shape: tuple | None = None  # fixed (N, C, H, W) if the artifact is static
+        self.info: dict = {
+            "backend": self.backend,
+            "precision": precision,
+            "device": "cpu",
+            "threads": threads,
+            "versions": {"python": platform.python_version(), "numpy": np.__version__},
+        }
+
+    def open_impl(self) -> None:
+        raise NotImplementedError
+
+    def infer_impl(self, x: np.ndarray) -> np.ndarray:
+        raise NotImplementedError
+
+    def close_impl(self) -> None:
+        """Release the session. Defaults to doing nothing."""
+
+    def open(self) -> Runner:
+        if not self.is_open:
+            self.open_impl()
+            self.is_open = True
+        return self
+
+    def close(self) -> None:
+        if self.is_open:
+            self.close_impl()
+            self.is_open = False
+
+    def __enter__(self) -> Runner:
+        return self.open()
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def infer(self, x: np.ndarray) -> np.ndarray:
+        """Logits (float32 N x K x H x W) for ``x`` (float32 N x C x H x W)."""
+        if not self.is_open:
+            raise LightsegError(f"{self.backend}: runner is not open")
+        if not isinstance(x, np.ndarray) or x.dtype != np.float32 or x.ndim != 4:
+            got = getattr(x, "dtype", type(x).__name__), getattr(x, "shape", None)
+            raise LightsegError(f"{self.backend}: input must be float32 NCHW, got {got}")
+        fixed = self.input_shape
+        if fixed and any(
+            isinstance(f, int) and f != s for f, s in zip(fixed, x.shape, strict=False)
+        ):
+            if x.shape[1:] == tuple(fixed[1:]) and fixed[0] == 1:
+                return np.concatenate([self._infer1(x[i : i + 1]) for i in range(len(x))])
+            raise LightsegError(f"{self.backend}: input shape {x.shape} != artifact's {fixed}")
+        return self._infer1(np.ascontiguousarray(x))
+
+    def _infer1(self, x: np.ndarray) -> np.ndarray:
+        y = np.asarray(self.infer_impl(x))
+        if y.dtype != np.float32:
+            y = y.astype(np.float32)
+        return y
+
+
+class ArtifactRunner(Runner):
+    """A runner for one manifest artifact: verifies its sha256 before loading it."""
+
+    def __init__(self, manifest, artifact, threads: int = DEFAULT_THREADS) -> None:
+        self.manifest = manifest
+        self.artifact = artifact
+        self.backend = artifact.backend
+        super().__init__(artifact.precision, threads)
+        self.info["artifact"] = artifact.name
+        self.info["format"] = artifact.format
+        shape = artifact.inputs[0].shape if artifact.inputs else None
+        if shape and all(isinstance(d, int) for d in shape):
+            self.input_shape = tuple(shape)
+
+    def open(self) -> Runner:
+        if not self.is_open:
+            self.path: Path = self.manifest.verify(self.artifact)
+        return super().open()
+
+
+def _plugins() -> dict[str, str]:
+    spec = os.environ.get(PLUGIN_ENV, "")
+    pairs = [p.split("=", 1) for p in spec.split(",") if "=" in p]
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def runner_class(backend: str) -> type[Runner]:
+    """The runner class for ``backend`` (built-in or from ``LIGHTSEG_RUNNERS``)."""
+    table = {**RUNNERS, **_plugins()}
+    if backend not in table:
+        raise BackendUnavailable(f"no runner for backend {backend!r} (known: {', '.join(table)})")
+    module, _, name = table[backend].partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def runner_for(manifest, artifact, threads: int = DEFAULT_THREADS) -> Runner:
+    """A (not yet opened) runner for ``artifact`` of ``manifest``."""
+    return runner_class(artifact.backend)(manifest, artifact, threads=threads)
