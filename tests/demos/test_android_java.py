@@ -11,6 +11,7 @@ import torch
 from conftest import PRE, SIZE, synthetic_slice
 from java_harness import missing, run_junit
 from lightseg.benchmarks.demo_overlay import overlay_argb
+from lightseg.export.manifest import sha256_path
 
 from lightseg.data.preprocessing import Preprocessing
 
@@ -86,22 +87,59 @@ def write_golden(d: Path, model: torch.nn.Module) -> dict:
         "p50": np.percentile(values, 50),
         "p90": np.percentile(values, 90),
     }
-    artifact = {"name": "ort-int8", "sha256": "ab" * 32}
-    doc = {"cases": cases, "percentile": pct, "artifact": artifact}
+    doc = {"cases": cases, "percentile": pct}
     (d / "cases.json").write_text(json.dumps(doc))
-    pack = d / "pack"
+    _write_pack(d / "pack", np.fromfile(d / cases[0]["tensor"], "<f4").reshape(1, 3, SIZE, SIZE))
+    return doc
+
+
+def _write_pack(pack: Path, x: np.ndarray) -> None:
+    """A parity pack as lightseg.benchmarks.pack writes it; two .ort artifacts, one corrupt."""
+    from lightseg.benchmarks.pack import KIND, SCHEMA_VERSION
+
     pack.mkdir()
-    x0 = np.fromfile(d / cases[0]["tensor"], "<f4").reshape(1, 3, SIZE, SIZE)
-    manifest = {"schema_version": 1, "preprocessing": PRE.to_dict(), "artifacts": [artifact]}
+    (pack / "m8.ort").write_bytes(b"int8 model bytes")
+    (pack / "m32.ort").write_bytes(b"fp32 model bytes")
+    arts = [
+        {
+            "name": "onnx-fp32",
+            "path": "m.onnx",
+            "format": "onnx",
+            "precision": "fp32",
+            "sha256": "00" * 32,
+        },
+        {
+            "name": "ort-fp32",
+            "path": "m32.ort",
+            "format": "ort",
+            "precision": "fp32",
+            "sha256": "ff" * 32,
+        },  # does not match: must be refused
+        {
+            "name": "ort-int8",
+            "path": "m8.ort",
+            "format": "ort",
+            "precision": "int8",
+            "sha256": sha256_path(pack / "m8.ort"),
+        },
+    ]
+    manifest = {"schema_version": 1, "preprocessing": PRE.to_dict(), "artifacts": arts}
     meta = {
-        "schema_version": 1,
+        "schema_version": SCHEMA_VERSION,
+        "kind": KIND,
         "manifest": manifest,
         "preprocessing": PRE.to_dict(),
-        "input_shape": list(x0.shape),
+        "input": {
+            "name": "image",
+            "shape": list(x.shape),
+            "dtype": "float32",
+            "file": "inputs.f32",
+        },
+        "output": {"name": "logits", "shape": [len(x), 2, *x.shape[2:]], "dtype": "float32"},
+        "masks": None,
     }
     (pack / "pack.json").write_text(json.dumps(meta))
-    x0.astype("<f4").tofile(pack / "inputs.f32")
-    return doc
+    x.astype("<f4").tofile(pack / "inputs.f32")
 
 
 @pytest.mark.skipif(missing() is not None, reason=str(missing()))
@@ -111,18 +149,25 @@ def test_java_core_matches_python_golden_vectors(tmp_path, tiny_model):
     doc = write_golden(golden, tiny_model)
     run, failed, out = run_junit(tmp_path / "classes", {"lightseg.golden": str(golden)})
     assert failed == 0, out
-    assert run >= 11, out
-    # the pack round trip really ran: Java wrote the golden logits and timings back
-    logits = np.fromfile(golden / doc["cases"][0]["logits"], "<f4")
-    np.testing.assert_array_equal(np.fromfile(golden / "pack" / "outputs.f32", "<f4"), logits)
-    t = json.loads((golden / "pack" / "timings.json").read_text())
-    assert t == {
+    assert run >= 12, out
+    # the pack round trip really ran: the runtimes' device reader accepts what Java wrote
+    from lightseg.benchmarks.pack import read_pack
+    from lightseg.runtimes.device import DeviceResultsRunner
+
+    pack = read_pack(golden / "pack")
+    runner = DeviceResultsRunner(pack, golden / "pack")
+    runner.open()
+    logits = np.fromfile(golden / doc["cases"][0]["logits"], "<f4").reshape(pack.output_shape)
+    np.testing.assert_array_equal(runner.infer(pack.inputs()), logits)
+    assert runner.timings == {
         "backend": "ort-mobile",
         "device": "junit",
         "artifact": "ort-int8",
         "latency_ms": [1.5, 2.25],
         "load_ms": 12,
+        "versions": {"java": "junit"},
     }
+    assert runner.precision == "int8"
 
 
 @pytest.mark.skipif(missing() is not None, reason=str(missing()))

@@ -17,28 +17,49 @@ import java.util.List;
 import java.util.Map;
 
 /**
- * The device side of the parity pack protocol. A pack folder holds {@code pack.json}
- * (schema_version, a copy of the manifest, preprocessing, input shape [N, C, H, W]) and
- * {@code inputs.f32} (raw little-endian float32, N*C*H*W). The device writes {@code outputs.f32}
- * (raw little-endian float32 logits, N*K*H*W) and {@code timings.json} {backend, device, artifact,
- * latency_ms: [...], load_ms}. Files are written to a temporary name and renamed.
+ * The device side of the parity pack protocol (lightseg.benchmarks.pack). A pack folder holds
+ * {@code pack.json} {schema_version, kind "lightseg-parity-pack", manifest, preprocessing,
+ * input {name, shape [N, C, H, W], dtype, file}, output {name, shape [N, K, H, W]}}, the inputs
+ * file (raw little-endian float32, N*C*H*W) and the artifacts at their manifest paths. The device
+ * writes {@code outputs.f32} (raw little-endian float32 logits, N*K*H*W) and {@code timings.json}
+ * {backend, device, artifact, latency_ms: [...], load_ms, versions}. Files are written to a
+ * temporary name and renamed.
  */
 public final class Pack {
     public static final String PACK_JSON = "pack.json";
-    public static final String INPUTS = "inputs.f32";
+    public static final String KIND = "lightseg-parity-pack";
     public static final String OUTPUTS = "outputs.f32";
     public static final String TIMINGS = "timings.json";
 
     public final File dir;
     public final Map<String, Object> meta;
+    /** Input shape [N, C, H, W] and output shape [N, K, H, W]. */
     public final long[] shape;
+    public final long[] outputShape;
     public final Preprocessing preprocessing;
+    private final String inputFile;
 
-    private Pack(File dir, Map<String, Object> meta, long[] shape, Preprocessing preprocessing) {
+    private Pack(File dir, Map<String, Object> meta) {
         this.dir = dir;
         this.meta = meta;
-        this.shape = shape;
-        this.preprocessing = preprocessing;
+        Map<String, Object> in = Json.object(meta, "input");
+        this.shape = shape4(in, "input");
+        this.outputShape = shape4(Json.object(meta, "output"), "output");
+        this.inputFile = Json.string(in, "file", "inputs.f32");
+        this.preprocessing = Preprocessing.fromJson(Json.object(meta, "preprocessing"));
+    }
+
+    private static long[] shape4(Map<String, Object> spec, String what) {
+        List<Object> s = Json.list(spec, "shape");
+        if (s.size() != 4) {
+            throw new IllegalArgumentException(
+                    PACK_JSON + ": " + what + " shape must have 4 dims, got " + s);
+        }
+        long[] out = new long[4];
+        for (int k = 0; k < 4; k++) {
+            out[k] = ((Double) s.get(k)).longValue();
+        }
+        return out;
     }
 
     /** Read and check {@code dir/pack.json}. */
@@ -48,19 +69,10 @@ public final class Pack {
             throw new IOException(dir + ": no " + PACK_JSON + " (push a pack made by lightseg)");
         }
         Map<String, Object> meta = Json.parseObject(readText(f));
-        Object key = meta.containsKey("input_shape") ? "input_shape" : "shape";
-        List<Object> s = Json.list(meta, (String) key);
-        if (s.size() != 4) {
-            throw new IOException(PACK_JSON + ": input shape must be [N, C, H, W], got " + s);
+        if (!KIND.equals(meta.get("kind")) || Json.number(meta, "schema_version", 0) != 1) {
+            throw new IOException(f + ": not a " + KIND + " v1");
         }
-        long[] shape = new long[4];
-        for (int k = 0; k < 4; k++) {
-            shape[k] = ((Double) s.get(k)).longValue();
-        }
-        Map<String, Object> pre = meta.get("preprocessing") instanceof Map
-                ? Json.object(meta, "preprocessing")
-                : Json.object(manifest(meta), "preprocessing");
-        return new Pack(dir, meta, shape, Preprocessing.fromJson(pre));
+        return new Pack(dir, meta);
     }
 
     private static Map<String, Object> manifest(Map<String, Object> meta) {
@@ -79,20 +91,56 @@ public final class Pack {
 
     /** All inputs, N*C*H*W floats. */
     public float[] readInputs() throws IOException {
-        byte[] b = readBytes(new File(dir, INPUTS));
+        byte[] b = readBytes(new File(dir, inputFile));
         long n = shape[0] * imageSize();
         if (b.length != n * 4) {
-            throw new IOException(INPUTS + ": " + b.length + " bytes, expected " + (n * 4)
+            throw new IOException(inputFile + ": " + b.length + " bytes, expected " + (n * 4)
                     + " for shape " + shape[0] + "x" + shape[1] + "x" + shape[2] + "x" + shape[3]);
         }
         return decode(b);
     }
 
-    /** Name of the manifest artifact whose sha256 equals {@code sha256}, or null. */
+    /** The pack's artifacts (manifest entries: name, path, format, precision, sha256, ...). */
     @SuppressWarnings("unchecked")
+    public List<Map<String, Object>> artifacts() {
+        return (List<Map<String, Object>>) (List<?>) Json.list(manifest(), "artifacts");
+    }
+
+    /**
+     * The artifact a phone runs: format "ort" (ORT Mobile), int8 first, else the first ".ort";
+     * null when the pack holds none.
+     */
+    public Map<String, Object> ortArtifact() {
+        Map<String, Object> first = null;
+        for (Map<String, Object> a : artifacts()) {
+            if ("ort".equals(a.get("format"))) {
+                if ("int8".equals(a.get("precision"))) {
+                    return a;
+                }
+                first = first == null ? a : first;
+            }
+        }
+        return first;
+    }
+
+    /** The artifact's file inside the pack, after checking its sha256 against the manifest. */
+    public File verifiedFile(Map<String, Object> artifact) throws IOException {
+        File f = new File(dir, Json.string(artifact, "path", ""));
+        if (!f.isFile()) {
+            throw new IOException("artifact " + artifact.get("name") + ": " + f + " is missing");
+        }
+        String want = Json.string(artifact, "sha256", "");
+        String got = sha256(new FileInputStream(f));
+        if (!got.equalsIgnoreCase(want)) {
+            throw new IOException("artifact " + artifact.get("name") + ": sha256 " + got.substring(0, 12)
+                    + " but the manifest says " + want + ": re-push the pack");
+        }
+        return f;
+    }
+
+    /** Name of the manifest artifact whose sha256 equals {@code sha256}, or null. */
     public String artifactWithSha(String sha256) {
-        for (Object o : Json.list(manifest(), "artifacts")) {
-            Map<String, Object> a = (Map<String, Object>) o;
+        for (Map<String, Object> a : artifacts()) {
             if (sha256.equalsIgnoreCase(Json.string(a, "sha256", ""))) {
                 return Json.string(a, "name", null);
             }
@@ -102,18 +150,23 @@ public final class Pack {
 
     /** Write N*K*H*W logits to outputs.f32. */
     public void writeOutputs(float[] logits) throws IOException {
+        long n = outputShape[0] * outputShape[1] * outputShape[2] * outputShape[3];
+        if (logits.length != n) {
+            throw new IOException("outputs: " + logits.length + " values, the pack expects " + n);
+        }
         atomicWrite(new File(dir, OUTPUTS), encode(logits));
     }
 
     /** Write timings.json. */
     public void writeTimings(String backend, String device, String artifact, double[] latencyMs,
-            double loadMs) throws IOException {
+            double loadMs, Map<String, Object> versions) throws IOException {
         Map<String, Object> t = new LinkedHashMap<String, Object>();
         t.put("backend", backend);
         t.put("device", device);
         t.put("artifact", artifact);
         t.put("latency_ms", latencyMs);
         t.put("load_ms", loadMs);
+        t.put("versions", versions);
         atomicWrite(new File(dir, TIMINGS), (Json.write(t) + "\n").getBytes(StandardCharsets.UTF_8));
     }
 

@@ -126,10 +126,27 @@ public class GoldenTest {
         Map<String, Object> c = m(cases.get(0));
         assertArrayEquals("pack inputs", floats(c, "tensor"), inputs, 0f);
         assertEquals(pack.preprocessing.size, pack.shape[2]);
-        String sha = Json.string(Json.object(Json.parseObject(
-                Pack.readText(new File(dir, "cases.json"))), "artifact"), "sha256", null);
-        assertEquals("ort-int8", pack.artifactWithSha(sha));
+        Map<String, Object> art = pack.ortArtifact();
+        assertEquals("ort-int8", art.get("name"));
+        File model = pack.verifiedFile(art);
+        assertEquals("ort-int8", pack.artifactWithSha(Pack.sha256(new java.io.FileInputStream(model))));
         pack.writeOutputs(floats(c, "logits"));
-        pack.writeTimings("ort-mobile", "junit", "ort-int8", new double[] {1.5, 2.25}, 12.0);
+        Map<String, Object> versions = new java.util.LinkedHashMap<String, Object>();
+        versions.put("java", "junit");
+        pack.writeTimings("ort-mobile", "junit", "ort-int8", new double[] {1.5, 2.25}, 12.0,
+                versions);
+    }
+
+    /** A modified model file is refused (sha256 differs from the pack's manifest). */
+    @Test(expected = IOException.class)
+    public void packRefusesAModifiedArtifact() throws IOException {
+        File packDir = new File(dir, "pack");
+        assumeTrue("no pack in the golden folder", new File(packDir, Pack.PACK_JSON).isFile());
+        Pack pack = Pack.open(packDir);
+        for (Map<String, Object> a : pack.artifacts()) {
+            if ("ort-fp32".equals(a.get("name"))) {
+                pack.verifiedFile(a);
+            }
+        }
     }
 }
