@@ -242,17 +242,24 @@ class _Patient:
         ca, sa = np.cos(self.angle), np.sin(self.angle)
         self._u_mm = ((ca * xx + sa * yy) * px).astype(np.float32)
         self._v_mm = ((-sa * xx + ca * yy) * px).astype(np.float32)
-        # texture: 1/f^3 field, gland where above a threshold chosen on the breast interior
+        # texture: 1/f^3 field thresholded so that fibroglandular tissue (gland + ligaments, kept
+        # off the subcutaneous fat layer) is the fraction gf of the breast below the skin
         gland_f, lig_f = power_law_field((d, s, s), cfg.spectrum_exponent, rng)
-        self.lig = np.abs(lig_f) < (cfg.ligament_mm / px) * 0.06 if cfg.ligaments else None
         rho, depth_mm = self._rho_volume()
         inside = rho < 1.0
-        interior = inside & (depth_mm > cfg.skin_mm + self.subcut_mm)
+        breast = inside & (depth_mm > cfg.skin_mm)
+        interior = breast & (depth_mm > cfg.skin_mm + self.subcut_mm)
+        self.lig = None
+        if cfg.ligaments:
+            self.lig = (np.abs(lig_f) < np.float32(0.05 * cfg.ligament_mm / px)) & interior
+            gland_f[self.lig] = np.inf
         gland_f -= np.float32(cfg.central_gland_bias) * rho**2
+        n_breast, n_interior = int(breast.sum()), int(interior.sum())
         vals = gland_f[interior][::5]  # a subsample is enough for the threshold
-        self.threshold = float(np.quantile(vals, 1 - self.gf)) if vals.size else np.inf
-        self.gland = (gland_f > self.threshold) & interior
-        self.measured_gf = float(self.gland[interior].mean()) if vals.size else 0.0
+        q = 1.0 - min(1.0, self.gf * n_breast / max(n_interior, 1))
+        threshold = float(np.quantile(vals, q)) if vals.size else np.inf
+        self.gland = (gland_f > threshold) & interior
+        self.measured_gf = float(self.gland.sum() / max(n_breast, 1))
         self.rho, self.depth_mm = rho, depth_mm
         self.lesions = self._place_lesions(n_lesions)
         self.calcs = self._calcifications()
@@ -338,10 +345,10 @@ class _Patient:
         tissue[inside] = FAT
         tissue[self.gland[z]] = GLAND
         if self.lig is not None:
-            tissue[self.lig[z] & inside & (depth > cfg.skin_mm)] = LIGAMENT
+            tissue[self.lig[z]] = LIGAMENT
         tissue[inside & (depth <= cfg.skin_mm)] = SKIN
         zmm = self.z0_mm + z * px
-        if zmm > self.length_mm - 2.0 and zmm < self.length_mm + cfg.nipple_length_mm:
+        if self._has_nipple(z):
             tissue[np.hypot(self._u_mm, self._v_mm) <= self.nipple_r_mm] = NIPPLE
         mask = self.lesion_mask(z) & (tissue != AIR)
         tissue[mask] = LESION
@@ -376,6 +383,10 @@ class _Patient:
             meta["tissue"] = tissue
         return Slice(hu=img.astype(np.float32), mask=mask.astype(np.uint8), pixel_mm=px, meta=meta)
 
+    def _has_nipple(self, z: int) -> bool:
+        zmm = self.z0_mm + z * self.pixel_mm
+        return self.length_mm - 2.0 < zmm < self.length_mm + self.cfg.nipple_length_mm
+
     def _in_box(self, les: dict, z: int) -> np.ndarray:
         m = np.zeros((self.size, self.size), dtype=bool)
         oz, oy, ox = les["origin"]
@@ -397,7 +408,7 @@ class _Patient:
             zs = sorted(set(zs))
         else:
             area = (self.rho < 1.0).reshape(cfg.depth, -1).mean(1)
-            zs = [z for z in range(cfg.depth) if area[z] > 0.05]
+            zs = [z for z in range(cfg.depth) if area[z] > 0.02 or self._has_nipple(z)]
         return zs[:: max(1, cfg.slice_step)]
 
 
@@ -434,9 +445,9 @@ def synth_slices(
                 raise LightsegError("phantom: config yields no usable slices (lesions too big?)")
             continue
         prng = np.random.default_rng(pseed + 1)
-        take = min(len(zs), cfg.slices_per_volume, n - len(out))
+        take = min(len(zs), cfg.slices_per_volume)
         chosen = sorted(prng.choice(zs, size=take, replace=False).tolist())
-        for z in chosen:
+        for z in chosen[: n - len(out)]:
             s = p.slice(z, prng)
             s.meta["patient"] = patient
             out.append(s)
