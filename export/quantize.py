@@ -70,8 +70,19 @@ class _Reader:
         return next(self._it, None)
 
 
-def quantize_int8(src: Path, dst: Path, calib: np.ndarray, method: str, mode: str = "static"):
-    """Static QDQ int8 (U8 activations, S8 per-channel weights) of ``src`` written to ``dst``."""
+def quantize_int8(
+    src: Path,
+    dst: Path,
+    calib: np.ndarray,
+    method: str,
+    mode: str = "static",
+    symmetric: bool = False,
+) -> None:
+    """Static QDQ int8 of ``src`` written to ``dst``.
+
+    Defaults to uint8 activations x int8 per-channel weights (fast on the ORT CPU EP);
+    ``symmetric=True`` gives int8 activations with zero points 0, as TensorRT requires.
+    """
     from onnxruntime.quantization import (
         CalibrationMethod,
         QuantFormat,
@@ -100,11 +111,11 @@ def quantize_int8(src: Path, dst: Path, calib: np.ndarray, method: str, mode: st
                 str(out),
                 _Reader(calib),
                 quant_format=QuantFormat.QDQ,
-                activation_type=QuantType.QUInt8,
+                activation_type=QuantType.QInt8 if symmetric else QuantType.QUInt8,
                 weight_type=QuantType.QInt8,
                 per_channel=True,
                 calibrate_method=cm,
-                extra_options={"CalibTensorRangeSymmetric": False},
+                extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
             )
 
 
