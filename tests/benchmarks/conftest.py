@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-
 from lightseg.benchmarks.inputs import _discs
+from lightseg.export.manifest import Artifact, Manifest, TensorSpec, sha256_path, size_path
+
 from lightseg.checkpoint import save_checkpoint
 from lightseg.data.preprocessing import Preprocessing
-from lightseg.export.manifest import Artifact, Manifest, TensorSpec, sha256_path, size_path
 from lightseg.models import create_model
 
 SIZE = 32
@@ -96,7 +96,9 @@ def export_dir(trained, tmp_path_factory) -> Path:
         bad.outc.conv.bias[1] += 2.0  # pushes many pixels to "lesion"
     export_onnx(bad.eval(), root / "bad.onnx")
     write_manifest(
-        root, ck, [artifact(root, "onnx-fp32", "model.onnx"), artifact(root, "onnx-bad", "bad.onnx")]
+        root,
+        ck,
+        [artifact(root, "onnx-fp32", "model.onnx"), artifact(root, "onnx-bad", "bad.onnx")],
     )
     return root
 
