@@ -1,0 +1,114 @@
+"""ExecuTorch ``.pte`` with the XNNPACK delegate: fp32, and int8 via PT2E (XNNPACKQuantizer).
+
+A non-delegated ``.pte`` runs ~15 s per image: the export refuses a program in which XNNPACK
+took no part, and records which ops (if any) stay outside the delegate.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from lightseg.export.context import ExportContext, artifact, atomic_path, timer
+from lightseg.export.verify import compare
+
+from lightseg.errors import BackendUnavailable, LightsegError
+
+INSTALL = "ExecuTorch export needs: pip install 'lightseg[executorch]' (executorch==1.5.1)"
+
+
+def _check_installed() -> None:
+    try:
+        import executorch.exir  # noqa: F401
+    except ImportError:
+        raise BackendUnavailable(INSTALL) from None
+
+
+def _quantize(model, example: tuple, calib: np.ndarray):
+    """PT2E static int8 (symmetric, per-channel) calibrated on ``calib``."""
+    import torch
+    from executorch.backends.xnnpack.quantizer.xnnpack_quantizer import (
+        XNNPACKQuantizer,
+        get_symmetric_quantization_config,
+    )
+    from torchao.quantization.pt2e.quantize_pt2e import convert_pt2e, prepare_pt2e
+
+    quantizer = XNNPACKQuantizer().set_global(
+        get_symmetric_quantization_config(is_per_channel=True)
+    )
+    graph = torch.export.export(model, example).module()
+    prepared = prepare_pt2e(graph, quantizer)
+    with torch.no_grad():
+        for i in range(len(calib)):
+            prepared(torch.from_numpy(calib[i : i + 1]))
+    return convert_pt2e(prepared)
+
+
+def lower(ctx: ExportContext, precision: str) -> tuple[bytes, dict]:
+    """The .pte bytes and a delegation summary."""
+    import torch
+    from executorch.backends.xnnpack.partition.xnnpack_partitioner import XnnpackPartitioner
+    from executorch.exir import to_edge_transform_and_lower
+
+    example = (torch.zeros(*ctx.shape),)
+    model = ctx.model.eval()
+    if precision == "int8":
+        model = _quantize(model, example, ctx.x if ctx.calib is None else ctx.calib)
+    ep = torch.export.export(model, example)
+    edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()])
+    graph = edge.exported_program().graph
+    calls = [n for n in graph.nodes if n.op == "call_function"]
+    delegated = [n for n in calls if "executorch_call_delegate" in str(n.target)]
+    outside = sorted(
+        {str(n.target) for n in calls if n not in delegated and "getitem" not in str(n.target)}
+    )
+    if not delegated:
+        raise LightsegError(
+            f"XNNPACK took no part of the {precision} program: refusing a slow .pte"
+        )
+    info = {
+        "delegate": "XnnpackBackend",
+        "partitions": len(delegated),
+        "ops_outside_delegate": outside,
+    }
+    return edge.to_executorch().buffer, info
+
+
+def run(path, x: np.ndarray) -> np.ndarray:
+    """Run a .pte one image at a time with the ExecuTorch Python runtime."""
+    import torch
+    from executorch.runtime import Runtime
+
+    method = Runtime.get().load_program(str(path)).load_method("forward")
+    out = [method.execute([torch.from_numpy(x[i : i + 1])])[0].numpy() for i in range(len(x))]
+    return np.concatenate(out).astype(np.float32)
+
+
+def build(ctx: ExportContext, precision: str) -> None:
+    """executorch/model-<precision>.pte, verified with the ExecuTorch runtime."""
+    _check_installed()
+    import executorch
+    import torch
+
+    with timer() as t:
+        data, info = lower(ctx, precision)
+        path = ctx.out / "executorch" / f"model-{precision}.pte"
+        with atomic_path(path) as tmp:
+            tmp.write_bytes(data)
+        v = compare(ctx.ref, run(path, ctx.x), precision)
+    version = getattr(executorch, "__version__", "unknown")
+    artifact(
+        ctx,
+        f"executorch-{precision}",
+        path,
+        t(),
+        backend="executorch",
+        precision=precision,
+        format="pte",
+        tools={"executorch": version, "torch": torch.__version__},
+        options={
+            **info,
+            "quantization": "PT2E XNNPACKQuantizer symmetric per-channel"
+            if precision == "int8"
+            else "none",
+        },
+        verification={**v, "inputs": ctx.inputs_source},
+    )
