@@ -159,7 +159,9 @@ def _lesion_shape(kind: str, radius: float, rng: np.random.Generator) -> np.ndar
     ext = int(np.ceil(radius * (2.05 if kind == "spiculated" else 1.55))) + 1
     g = np.arange(-ext, ext + 1, dtype=np.float32)
     zz, yy, xx = np.meshgrid(g, g, g, indexing="ij")
-    p = np.stack([zz, yy, xx], axis=-1) @ _rotation(rng).T.astype(np.float32)
+    p = np.stack([zz, yy, xx], axis=-1)
+    if kind != "spiculated":  # spiculated strands are laid out in the coronal frame
+        p = p @ _rotation(rng).T.astype(np.float32)
     r = np.sqrt((p**2).sum(-1))
     if kind == "round":
         m = r <= radius
@@ -173,17 +175,26 @@ def _lesion_shape(kind: str, radius: float, rng: np.random.Generator) -> np.ndar
             d = rng.standard_normal(3)
             c = (d / np.linalg.norm(d) * rng.uniform(0.35, 0.55) * radius).astype(np.float32)
             m |= np.sqrt(((p - c) ** 2).sum(-1)) <= rng.uniform(0.45, 0.65) * radius
-    else:  # spiculated: core plus tapering spicules radiating from the margin
+    else:  # spiculated: core plus tapering strands radiating from the margin, mostly in-plane
         m = r <= radius
-        thick = max(0.6, 0.08 * radius)
-        for _ in range(int(rng.integers(8, 20))):
-            d = rng.standard_normal(3).astype(np.float32)
-            d /= np.linalg.norm(d)
-            length = rng.uniform(0.4, 1.2) * radius
-            pd = p @ d
-            t = np.clip((pd - 0.8 * radius) / length, 0.0, 1.0)
-            dist2 = np.maximum(r * r - pd * pd, 0.0) + (pd - 0.8 * radius - t * length) ** 2
-            m |= (dist2 <= (thick * (1.0 - t) + 0.3) ** 2) & (pd > 0)
+        thick = max(1.0, 0.12 * radius)
+        for _ in range(int(rng.integers(24, 40))):
+            zs = rng.uniform(-0.75, 0.75) * radius
+            phi = rng.uniform(0, 2 * np.pi)
+            u = np.array([rng.normal(0, 0.15), np.sin(phi), np.cos(phi)], np.float32)
+            u /= np.linalg.norm(u)
+            rs = np.sqrt(radius**2 - zs**2)
+            start = np.array([zs, 0.8 * rs * np.sin(phi), 0.8 * rs * np.cos(phi)], np.float32)
+            length = rng.uniform(0.5, 1.2) * radius
+            end = start + length * u
+            lo = np.maximum(np.floor(np.minimum(start, end) - thick - 1).astype(int) + ext, 0)
+            hi = np.ceil(np.maximum(start, end) + thick + 2).astype(int) + ext
+            box = tuple(slice(a, b) for a, b in zip(lo, hi, strict=True))
+            w = p[box] - start  # only the voxels near this strand
+            wu = w @ u
+            t = np.clip(wu, 0.0, length)
+            dist2 = (w**2).sum(-1) - 2 * t * wu + t * t
+            m[box] |= dist2 <= (0.5 + thick * (1.0 - 0.75 * t / length)) ** 2
     idx = np.argwhere(m)
     if len(idx) == 0:
         return np.ones((1, 1, 1), dtype=bool)
