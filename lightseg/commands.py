@@ -148,3 +148,6 @@ def register_core(app: typer.Typer) -> None:
 
     app.command("train")(train_cmd)
     app.command("eval")(eval_cmd)
+    from lightseg.benchmarks.webdemo import serve_demo_cmd
+
+    app.command("serve-demo")(serve_demo_cmd)
