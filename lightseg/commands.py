@@ -151,3 +151,6 @@ def register_core(app: typer.Typer) -> None:
     from lightseg.benchmarks.webdemo import serve_demo_cmd
 
     app.command("serve-demo")(serve_demo_cmd)
+    from lightseg.export.cli import register as register_export  # export, doctor
+
+    register_export(app)

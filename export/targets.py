@@ -1,0 +1,336 @@
+"""Named targets (recipes of export steps), ``export()`` and the doctor's view of this machine.
+
+``export(checkpoint, targets, out)`` runs the steps the targets need (each once, in order),
+verifies every artifact against PyTorch on phantom slices with lesions, and writes
+``manifest.json`` last. A backend that is not installed: named targets fail with the install
+command (exit 2); with ``all`` those targets are reported as skipped, with the reason.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import platform
+import shutil
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+from lightseg.export.context import CALIBRATION_METHODS, MIN_OPSET, ExportContext, timer
+from lightseg.export.manifest import MANIFEST, Manifest
+
+from lightseg.errors import BackendUnavailable, LightsegError
+
+
+@dataclass(frozen=True)
+class Target:
+    name: str
+    device: str
+    steps: tuple[str, ...]
+    artifacts: tuple[str, ...]
+    needs: tuple[str, ...]  # python modules needed to build
+    install: str
+    run_here: str  # can this machine run it, and how / why not
+
+
+ORT = ("onnx", "onnxruntime", "onnxsim")
+ORT_HINT = "pip install lightseg (onnx, onnxruntime, onnxsim==0.8.1)"
+
+TARGETS: dict[str, Target] = {
+    t.name: t
+    for t in (
+        Target(
+            "android-ort-int8",
+            "Android phone, ONNX Runtime Mobile (CPU/XNNPACK; NNAPI usability reported)",
+            ("onnx", "int8", "ort-int8"),
+            ("ort-int8",),
+            ORT,
+            ORT_HINT,
+            "yes: the .ort runs on ORT CPU here (x86); on the phone via the Android demo",
+        ),
+        Target(
+            "android-ort-fp32",
+            "Android phone, ONNX Runtime Mobile fp32",
+            ("onnx", "ort-fp32"),
+            ("ort-fp32",),
+            ORT,
+            ORT_HINT,
+            "yes: the .ort runs on ORT CPU here (x86); on the phone via the Android demo",
+        ),
+        Target(
+            "iphone-coreml-fp16",
+            "iPhone (iOS 16+), Core ML mlprogram, fp16 compute, fp32 I/O",
+            ("coreml-fp16",),
+            ("coreml-fp16",),
+            ("coremltools",),
+            "pip install 'lightseg[coreml]' (coremltools==9.0)",
+            "macOS only: Core ML prediction needs macOS (Linux checks the spec)",
+        ),
+        Target(
+            "jetson-trt-fp16",
+            "NVIDIA Jetson, TensorRT fp16 engine (built on the device)",
+            ("onnx", "trt-fp16"),
+            ("tensorrt-fp16",),
+            ORT,
+            ORT_HINT,
+            "needs TensorRT + an NVIDIA GPU (JetPack on the Jetson)",
+        ),
+        Target(
+            "jetson-trt-int8",
+            "NVIDIA Jetson, TensorRT int8 engine from symmetric QDQ ONNX",
+            ("onnx", "trt-int8"),
+            ("tensorrt-int8", "onnx-int8-trt"),
+            ORT,
+            ORT_HINT,
+            "needs TensorRT + an NVIDIA GPU (JetPack on the Jetson)",
+        ),
+        Target(
+            "x86-ort-int8",
+            "x86 server, ONNX Runtime CPU, int8 QDQ (U8 activations, S8 per-channel weights)",
+            ("onnx", "int8"),
+            ("onnx-fp32", "onnx-int8"),
+            ORT,
+            ORT_HINT,
+            "yes (ORT CPU EP)",
+        ),
+        Target(
+            "x86-openvino",
+            "x86 server, OpenVINO IR fp32 and int8",
+            ("onnx", "int8", "openvino-fp32", "openvino-int8"),
+            ("openvino-fp32", "openvino-int8"),
+            ORT + ("openvino",),
+            "pip install 'lightseg[openvino]'",
+            "yes (OpenVINO CPU plugin, precision pinned f32)",
+        ),
+        Target(
+            "android-executorch",
+            "Android phone, ExecuTorch .pte with the XNNPACK delegate, fp32 and int8",
+            ("executorch-fp32", "executorch-int8"),
+            ("executorch-fp32", "executorch-int8"),
+            ("executorch",),
+            "pip install 'lightseg[executorch]' (executorch==1.5.1)",
+            "yes (ExecuTorch Python runtime, XNNPACK on x86)",
+        ),
+        Target(
+            "android-litert",
+            "Android phone, LiteRT (TFLite) fp32",
+            ("litert-fp32",),
+            ("litert-fp32",),
+            ("litert_torch",),
+            "pip install 'lightseg[litert]' (litert-torch==0.10.0, ~2 GB with jax)",
+            "where ai-edge-litert is installed",
+        ),
+        Target(
+            "web-wasm",
+            "Browser, onnxruntime-web (wasm: fixed-shape fp32/int8; fp16 for WebGPU)",
+            ("onnx", "fp16", "int8"),
+            ("onnx-fp32-fixed", "onnx-int8-fixed", "onnx-fp16"),
+            ORT,
+            ORT_HINT,
+            "in a browser with onnxruntime-web; here the same files run on ORT CPU",
+        ),
+    )
+}
+
+
+def _steps() -> dict[str, Callable[[ExportContext], None]]:
+    from lightseg.export import coreml, executorch, litert, openvino, ort_mobile, quantize, tensorrt
+    from lightseg.export import onnx as lonnx
+
+    return {
+        "onnx": lonnx.build,
+        "fp16": quantize.build_fp16,
+        "int8": quantize.build_int8,
+        "ort-fp32": lambda c: ort_mobile.build(c, "fp32"),
+        "ort-int8": lambda c: ort_mobile.build(c, "int8"),
+        "coreml-fp16": lambda c: coreml.build(c, "fp16"),
+        "coreml-fp32": lambda c: coreml.build(c, "fp32"),
+        "trt-fp16": lambda c: tensorrt.build(c, "fp16"),
+        "trt-int8": lambda c: tensorrt.build(c, "int8"),
+        "openvino-fp32": lambda c: openvino.build(c, "fp32"),
+        "openvino-int8": lambda c: openvino.build(c, "int8"),
+        "executorch-fp32": lambda c: executorch.build(c, "fp32"),
+        "executorch-int8": lambda c: executorch.build(c, "int8"),
+        "litert-fp32": lambda c: litert.build(c, "fp32"),
+    }
+
+
+def missing_modules(target: Target) -> list[str]:
+    return [m for m in target.needs if importlib.util.find_spec(m) is None]
+
+
+def resolve_targets(spec: str | list[str]) -> tuple[list[str], bool]:
+    """``"all"`` or a comma list -> (names, is_all); unknown names are one clear error."""
+    names = spec.split(",") if isinstance(spec, str) else list(spec)
+    names = [n.strip() for n in names if n.strip()]
+    if names == ["all"]:
+        return list(TARGETS), True
+    unknown = [n for n in names if n not in TARGETS]
+    if unknown or not names:
+        raise LightsegError(
+            f"unknown target(s) {', '.join(unknown) or '(none given)'}; "
+            f"choose from: {', '.join(TARGETS)} or all (see lightseg export --list-targets)"
+        )
+    return list(dict.fromkeys(names)), False
+
+
+def _version() -> str:
+    from importlib.metadata import PackageNotFoundError, version
+
+    try:
+        return version("lightseg")
+    except PackageNotFoundError:
+        return "0+unknown"
+
+
+def _prepare_out(out: Path, force: bool) -> None:
+    if out.exists() and not out.is_dir():
+        raise LightsegError(f"--out {out} is a file, not a folder")
+    if out.is_dir() and any(out.iterdir()):
+        if not force:
+            raise LightsegError(f"{out} is not empty; pass --force to export into it")
+        (out / MANIFEST).unlink(missing_ok=True)  # an interrupted re-export looks incomplete
+        for sub in ("ort", "coreml", "tensorrt", "openvino", "executorch", "litert"):
+            shutil.rmtree(out / sub, ignore_errors=True)
+        for f in out.glob("model*.onnx"):
+            f.unlink()
+    out.mkdir(parents=True, exist_ok=True)
+
+
+def _calibration(pre, calib_data: str | Path | None, calib_n: int) -> tuple[np.ndarray, str]:
+    from lightseg.export.verify import verification_inputs
+
+    if calib_data is None:
+        x, src = verification_inputs(pre, calib_n, seed=1)
+        return x, src.replace("(n=", "(seed=1, n=")
+    p = Path(calib_data)
+    try:
+        x = np.load(p).astype(np.float32)
+    except (OSError, ValueError) as e:
+        raise LightsegError(f"--calib-data {p}: cannot read a .npy array ({e})") from None
+    want = (pre.channels, pre.size, pre.size)
+    if x.ndim != 4 or tuple(x.shape[1:]) != want:
+        raise LightsegError(f"--calib-data {p}: shape {x.shape}, expected N x {want} preprocessed")
+    return x[:calib_n], f"{p.name} ({min(len(x), calib_n)} images)"
+
+
+def export(
+    checkpoint: str | Path | None,
+    targets: str | list[str],
+    out: str | Path,
+    *,
+    force: bool = False,
+    opset: int = MIN_OPSET,
+    calibration: str = "minmax",
+    calib_n: int = 16,
+    calib_data: str | Path | None = None,
+    n_verify: int = 4,
+    progress: Callable[[str], None] | None = None,
+) -> Manifest:
+    """Export ``checkpoint`` (None = the shipped one) for ``targets`` into ``out``.
+
+    Returns the written :class:`Manifest`. Defaults: opset 17, minmax calibration on 16
+    phantom slices with lesions, verification on 4 other slices.
+    """
+    from lightseg.export.onnx import check_opset
+    from lightseg.export.verify import torch_reference, verification_inputs
+
+    from lightseg.checkpoint import load_checkpoint
+
+    say = progress or (lambda _: None)
+    names, is_all = resolve_targets(targets)
+    check_opset(opset)
+    if calibration not in CALIBRATION_METHODS:
+        raise LightsegError(f"--calibration must be one of {', '.join(CALIBRATION_METHODS)}")
+    if calib_n < 1 or n_verify < 1:
+        raise LightsegError("--calib-n and the verification count must be >= 1")
+    skipped: dict[str, str] = {}
+    for n in names:
+        miss = missing_modules(TARGETS[n])
+        if miss and not is_all:
+            raise BackendUnavailable(
+                f"target {n}: {', '.join(miss)} not installed; {TARGETS[n].install}"
+            )
+        if miss:
+            skipped[n] = f"{', '.join(miss)} not installed: {TARGETS[n].install}"
+    ckpt = load_checkpoint(checkpoint)
+    out = Path(out)
+    _prepare_out(out, force)
+    pre = ckpt.preprocessing
+    x, src = verification_inputs(pre, n_verify, seed=0)
+    calib, calib_src = _calibration(pre, calib_data, calib_n)
+    ctx = ExportContext(
+        model=ckpt.model,
+        pre=pre,
+        classes=ckpt.classes,
+        out=out,
+        x=x,
+        ref=torch_reference(ckpt.model, x),
+        inputs_source=src,
+        source_sha256=ckpt.weights_sha256,
+        opset=opset,
+        calibration=calibration,
+        calib=calib,
+        version=_version(),
+    )
+    build = [n for n in names if n not in skipped]
+    steps = list(dict.fromkeys(["onnx"] + [s for n in build for s in TARGETS[n].steps]))
+    funcs = _steps()
+    timings: dict[str, float] = {}
+    for i, step in enumerate(steps, 1):
+        say(f"[{i}/{len(steps)}] {step} ...")
+        with timer() as t:
+            funcs[step](ctx)
+        timings[step] = round(t(), 2)
+        say(f"[{i}/{len(steps)}] {step} done in {timings[step]:.1f} s")
+    for n in build:
+        for a in TARGETS[n].artifacts:
+            if a in ctx.artifacts and n not in ctx.artifacts[a].targets:
+                ctx.artifacts[a].targets.append(n)
+    manifest = Manifest(
+        source={
+            "checkpoint": str(ckpt.path),
+            "weights_sha256": ckpt.weights_sha256,
+            "architecture": ckpt.arch,
+            "config": ckpt.model.config.to_dict(),
+        },
+        preprocessing=pre.to_dict(),
+        classes=ckpt.classes,
+        targets=build,
+        artifacts=list(ctx.artifacts.values()),
+        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        lightseg_version=ctx.version,
+        extra={
+            "skipped_targets": skipped,
+            "step_seconds": timings,
+            "verification_inputs": src,
+            "calibration": {"method": calibration, "data": calib_src},
+            "host": f"{platform.system()} {platform.machine()}",
+        },
+        root=out,
+    )
+    manifest.save(out)
+    return manifest
+
+
+def doctor() -> list[dict]:
+    """Per target: can this machine build it, can it run it, and if not why and how."""
+    from lightseg.export.tensorrt import available as trt_available
+
+    rows = []
+    for t in TARGETS.values():
+        miss = missing_modules(t)
+        build = "yes" if not miss else f"no: {', '.join(miss)} missing; {t.install}"
+        run = t.run_here
+        if t.name.startswith("jetson"):
+            build = (
+                "engines: yes (TensorRT found)"
+                if trt_available()
+                else "readiness check + build script only (TensorRT not installed; "
+                "engines are built on the Jetson)"
+            ) + ("" if not miss else f"; {', '.join(miss)} missing")
+        if t.name == "iphone-coreml-fp16" and platform.system() == "Darwin":
+            run = "yes (macOS)"
+        rows.append({"target": t.name, "device": t.device, "build": build, "run": run})
+    return rows
