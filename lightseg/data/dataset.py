@@ -11,24 +11,23 @@ from lightseg.data.preprocessing import Preprocessing
 from lightseg.errors import LightsegError
 
 
-def _load_folder(path: Path) -> list[tuple[np.ndarray, np.ndarray]]:
-    """(HU slice, mask) pairs from a folder of ``.npz`` files holding ``hu`` and ``mask``."""
-    if not path.is_dir():
-        raise LightsegError(f"data: {path} is not a folder (or 'synth')")
-    files = sorted(path.glob("*.npz"))
-    if not files:
-        raise LightsegError(f"data: no .npz slices in {path}")
-    pairs = []
-    for f in files:
-        try:
-            with np.load(f) as z:
-                hu, mask = np.asarray(z["hu"], np.float32), np.asarray(z["mask"])
-        except (OSError, KeyError, ValueError) as e:
-            raise LightsegError(f"data: cannot read {f}: {e}") from None
-        if hu.shape != mask.shape or hu.ndim != 2:
-            raise LightsegError(f"data: {f}: hu {hu.shape} and mask {mask.shape} must be equal 2D")
-        pairs.append((hu, mask))
-    return pairs
+def _folder_pairs(
+    path: Path, n: int, seed: int, lesion_fraction: float
+) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Slices of every volume in a folder; with n > 0, n of them drawn with ``lesion_fraction``
+    lesion slices where the data allows."""
+    from lightseg.data.readers import read_folder
+
+    pairs = [p for v in read_folder(path) for p in v.slices()]
+    if n <= 0 or n >= len(pairs):
+        return pairs
+    rng = np.random.default_rng(seed)
+    les = [i for i, (_, m) in enumerate(pairs) if m.any()]
+    bg = [i for i, (_, m) in enumerate(pairs) if not m.any()]
+    k = min(len(les), int(round(n * lesion_fraction)))
+    k = max(k, n - len(bg))
+    idx = list(rng.choice(les, k, replace=False)) + list(rng.choice(bg, n - k, replace=False))
+    return [pairs[i] for i in sorted(idx)]
 
 
 def _rng() -> np.random.Generator:
@@ -114,9 +113,9 @@ def build_dataset(
     """Dataset of (image float32 C x H x W, mask int64 H x W) items.
 
     ``source`` is "synth" (``n`` phantom slices, ``lesion_fraction`` of them with a lesion) or a
-    folder of slices (the first ``n``; n <= 0 takes all). ``crop`` gives random crop x crop
-    windows biased to contain the lesion (fast CPU training). Returns a torch-compatible
-    map-style dataset.
+    dataset folder read by ``lightseg.data.readers.read_folder`` (n <= 0 takes every slice).
+    ``crop`` gives random crop x crop windows biased to contain the lesion (fast CPU training).
+    Returns a torch-compatible map-style dataset.
     """
     if not 0.0 <= lesion_fraction <= 1.0:
         raise LightsegError(f"data: lesion_fraction must be in [0, 1], got {lesion_fraction}")
@@ -128,8 +127,7 @@ def build_dataset(
         slices += synth_slices(n - n_les, seed + 1_000_003, size=pre.size, lesion=False)
         pairs = [(s.hu, s.mask) for s in slices]
     else:
-        pairs = _load_folder(Path(source))
-        pairs = pairs[:n] if n > 0 else pairs
+        pairs = _folder_pairs(Path(source), n, seed, lesion_fraction)
     images = np.stack([pre.fit_2d(pre.window(hu)) for hu, _ in pairs]).astype(np.float32)
     masks = np.stack([pre.mask(m) for _, m in pairs]).astype(np.int64)
     return SliceDataset(images, masks, pre, augment=augment, crop=crop)
