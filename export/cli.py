@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from lightseg.errors import GateFailed, LightsegError
@@ -18,7 +19,7 @@ def _list_targets() -> None:
 
     t = Table("target", "device", "steps", "artifacts", title="export targets")
     for tg in TARGETS.values():
-        t.add_row(tg.name, tg.device, " > ".join(tg.steps), ", ".join(tg.artifacts))
+        t.add_row(tg.name, escape(tg.device), " > ".join(tg.steps), ", ".join(tg.artifacts))
     console.print(t)
 
 
@@ -59,21 +60,15 @@ def export_cmd(
         calibration=calibration,
         calib_n=calib_n,
         calib_data=calib_data,
-        progress=lambda line: console.print(line, highlight=False),
+        progress=lambda line: console.print(line, highlight=False, markup=False),
     )
-    t = Table("artifact", "file", "size", "precision", "verification", "time", title=str(out))
+    t = Table("artifact", "size", "precision", "verification", "time", title=escape(str(out)))
     for a in m.artifacts:
-        t.add_row(
-            a.name,
-            a.path,
-            _size(a.size_bytes),
-            a.precision,
-            describe(a.verification),
-            f"{a.seconds:.1f} s",
-        )
+        v = escape(describe(a.verification))
+        t.add_row(escape(a.path), _size(a.size_bytes), a.precision, v, f"{a.seconds:.1f} s")
     console.print(t)
     for name, why in m.extra.get("skipped_targets", {}).items():
-        console.print(f"skipped {name}: {why}", highlight=False)
+        console.print(f"skipped {name}: {why}", highlight=False, markup=False)
     console.print(f"wrote {out / 'manifest.json'}")
     failed = [a.name for a in m.artifacts if a.verification.get("status") == "failed"]
     if failed:
@@ -86,7 +81,7 @@ def doctor_cmd() -> None:
 
     t = Table("target", "build here", "run here", title="lightseg doctor")
     for r in doctor():
-        t.add_row(r["target"], r["build"], r["run"])
+        t.add_row(r["target"], escape(r["build"]), escape(r["run"]))
     console.print(t)
 
 

@@ -189,7 +189,7 @@ def build(ctx: ExportContext, precision: str) -> None:
                 tmp.write_text(text)
                 tmp.chmod(0o755)
             how = "TensorRT is not installed here: readiness checked, build script written"
-            v = {"status": "skipped", "reason": "TensorRT not installed: build and run on device"}
+            v = {"status": "skipped", "reason": "no TensorRT here: build on the device"}
             fmt = "script"
     artifact(
         ctx,

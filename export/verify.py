@@ -106,4 +106,4 @@ def describe(v: dict) -> str:
     """One short line for a summary table."""
     if v.get("status") not in ("passed", "failed") or "max_prob_err" not in v:
         return f"{v.get('status', '?')}: {v.get('reason', '')}".rstrip(": ")
-    return f"{v['status']} (dice {v['dice_vs_fp32']:.4f}, max dp {v['max_prob_err']:.1e})"
+    return f"{v['status']}: dice {v['dice_vs_fp32']:.4f}, max dp {v['max_prob_err']:.1e}"
