@@ -237,6 +237,11 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
                     model.to(device)
                     metrics["step"] = step
                     history.append(metrics)
+                    bar.console.print(
+                        f"step {step}: loss {loss.item():.4f}, val lesion Dice "
+                        f"{metrics['lesion_dice']:.4f}, FP slice rate "
+                        f"{metrics['false_positive_slice_rate']:.3f}, {time.time() - t0:.0f} s"
+                    )
                     if metrics["lesion_dice"] > best:
                         best = metrics["lesion_dice"]
                         save("best", metrics)
