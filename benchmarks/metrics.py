@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from lightseg.metrics import dice, iou
+
 PSNR_CAP = 200.0
 
 
@@ -46,20 +48,6 @@ def prob_errors(p_ref: np.ndarray, p_cand: np.ndarray) -> dict:
         "psnr_db": float(psnr),
         "cosine": cos,
     }
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice of two foreground masks (both empty = 1)."""
-    a, b = a > 0, b > 0
-    total = int(a.sum() + b.sum())
-    return 1.0 if total == 0 else 2.0 * int((a & b).sum()) / total
-
-
-def iou(a: np.ndarray, b: np.ndarray) -> float:
-    """Intersection over union of two foreground masks (both empty = 1)."""
-    a, b = a > 0, b > 0
-    union = int((a | b).sum())
-    return 1.0 if union == 0 else int((a & b).sum()) / union
 
 
 def boundary_distance(labels: np.ndarray) -> np.ndarray:
