@@ -154,3 +154,6 @@ def register_core(app: typer.Typer) -> None:
     from lightseg.export.cli import register as register_export  # export, doctor
 
     register_export(app)
+    from lightseg.data.cli import app as data_app
+
+    app.add_typer(data_app, name="data")

@@ -80,8 +80,10 @@ def augment_pair(
     if rng.random() < 0.5:
         img, mask = img[::-1], mask[::-1]
     angle = float(rng.uniform(-max_deg, max_deg))
-    img = rotate(img, angle, reshape=False, order=1, mode="constant", cval=0.0)
-    mask = rotate(mask, angle, reshape=False, order=0, mode="constant", cval=0)
+    rmask = rotate(mask, angle, reshape=False, order=0, mode="constant", cval=0)
+    if rmask.any() or not mask.any():  # a tiny lesion must not vanish: then skip the rotation
+        img = rotate(img, angle, reshape=False, order=1, mode="constant", cval=0.0)
+        mask = rmask
     img = img * rng.uniform(0.95, 1.05) + rng.uniform(-0.03, 0.03)
     return np.clip(img, 0.0, 1.0).astype(np.float32), mask
 

@@ -394,6 +394,10 @@ class _Patient:
             meta["tissue"] = tissue
         return Slice(hu=img.astype(np.float32), mask=mask.astype(np.uint8), pixel_mm=px, meta=meta)
 
+    def _visible(self, z: int) -> bool:
+        """Slice z shows lesion pixels inside the breast."""
+        return bool((self.lesion_mask(z) & (self.rho[z] < 1.0)).any())
+
     def _has_nipple(self, z: int) -> bool:
         zmm = self.z0_mm + z * self.pixel_mm
         return self.length_mm - 2.0 < zmm < self.length_mm + self.cfg.nipple_length_mm
@@ -415,7 +419,7 @@ class _Patient:
                 areas = les["box"].sum(axis=(1, 2))
                 oz = les["origin"][0]
                 keep = np.nonzero(areas >= cfg.min_lesion_area_frac * areas.max())[0] + oz
-                zs += [int(z) for z in keep if 0 <= z < cfg.depth and self.lesion_mask(z).any()]
+                zs += [int(z) for z in keep if 0 <= z < cfg.depth and self._visible(z)]
             zs = sorted(set(zs))
         else:
             area = (self.rho < 1.0).reshape(cfg.depth, -1).mean(1)

@@ -302,7 +302,7 @@ def _pairs(folder: Path) -> list[tuple[Path, Path | None]]:
     files = sorted(p for p in folder.iterdir() if p.is_file() and _ext(p) in IMAGE_EXTS)
     masks = {_stem(p): p for p in files if _stem(p).endswith(MASK_SUFFIXES)}
     for img in files:
-        if _stem(img).endswith(MASK_SUFFIXES) or _stem(img) in DICOM_LABEL_STEMS:
+        if _stem(img).endswith(MASK_SUFFIXES) or _stem(img) in (*DICOM_LABEL_STEMS, "montage"):
             continue
         m = next(
             (masks.get(_stem(img) + s) for s in MASK_SUFFIXES if _stem(img) + s in masks), None
