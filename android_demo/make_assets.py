@@ -15,8 +15,6 @@ import json
 import shutil
 from pathlib import Path
 
-import numpy as np
-
 ASSETS = Path(__file__).parent / "app" / "src" / "main" / "assets"
 
 
@@ -35,12 +33,12 @@ def pick_artifact(manifest, name: str | None):
 def make_assets(export_dir: Path, out: Path = ASSETS, artifact: str | None = None, seed: int = 0):
     """Write the app's assets; returns demo.json's content."""
     import onnxruntime as ort
+    from lightseg.benchmarks.demo_overlay import overlay_rgb
+    from lightseg.export.manifest import atomic_write_text, load_manifest
     from PIL import Image
 
-    from lightseg.benchmarks.demo_overlay import overlay_rgb
     from lightseg.data.phantom import synth_slices
     from lightseg.data.preprocessing import Preprocessing
-    from lightseg.export.manifest import atomic_write_text, load_manifest
 
     manifest = load_manifest(export_dir)
     art = pick_artifact(manifest, artifact)

@@ -189,7 +189,8 @@ function defaultArtifact(arts) {
     if (!a) throw new Error(`no artifact '${want}' (has: ${arts.map((x) => x.name).join(", ")})`);
     return a;
   }
-  return arts.find((a) => (a.targets || []).includes("web-wasm"))
+  const web = arts.filter((a) => (a.targets || []).includes("web-wasm"));
+  return web.find((a) => a.precision === "fp32") || web[0]
     || arts.find((a) => a.format === "onnx" && a.precision === "fp32") || arts[0];
 }
 
