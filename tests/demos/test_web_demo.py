@@ -174,3 +174,11 @@ def test_server_refuses_a_folder_without_manifest_and_a_bad_ort_web(tmp_path, ti
         DemoServer(tmp_path)
     with pytest.raises(BackendUnavailable, match="ort.wasm.min.js"):
         find_ort_web(tmp_path)
+
+
+def test_cli_serve_demo_bad_folder_is_one_line_exit_2(tmp_path, capsys):
+    from lightseg.cli import main
+
+    assert main(["serve-demo", str(tmp_path), "--port", "0"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "no manifest.json" in err
