@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Optional: fetch Debian bullseye's android.jar (API 23, libandroid-23-java) without installing it,
 # for the compile check in tests/demos/test_android_compile.py. Needs apt-get and dpkg; takes a few
-# seconds. Writes ${1:-~/.cache/lightseg/android-23}/android.jar. Bullseye may move to
-# archive.debian.org later: set BULLSEYE_MIRROR then.
+# seconds. Writes ${1:-~/.cache/lightseg/android-23}/android.jar. Bullseye may move to the
+# Debian archive later: set BULLSEYE_MIRROR then.
 set -euo pipefail
 dest=${1:-$HOME/.cache/lightseg/android-23}
-mirror=${BULLSEYE_MIRROR:-http://deb.debian.org/debian}
+# The Debian mirror this machine's apt already uses (first "URIs:" / "deb" line), unless set.
+mirror=${BULLSEYE_MIRROR:-$(cat /etc/apt/sources.list.d/*.sources /etc/apt/sources.list 2>/dev/null |
+  awk '/^URIs:/{print $2; exit} /^deb /{print $2; exit}')}
+[ -n "$mirror" ] || { echo "no Debian mirror found in apt's sources; set BULLSEYE_MIRROR" >&2; exit 1; }
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/etc" "$work/state/lists/partial" "$work/cache/archives/partial" "$dest"
