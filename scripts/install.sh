@@ -16,3 +16,23 @@ if $pip download -q --no-index --no-deps --only-binary=:all: -d "$probe" "torch=
 fi
 rm -rf "$probe"
 $pip install -q -e ".[$extras]" --config-settings editable_mode=strict
+
+# System pieces for the demo tests (best effort: each test skips with its reason without them).
+# junit4 runs the Android demo's plain-Java tests; chromium + onnxruntime-web run the browser test.
+if [[ "$extras" == *all* || "$extras" == *web* ]]; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+    if ! dpkg -s junit4 chromium >/dev/null 2>&1; then
+      (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq junit4 chromium) \
+        >/dev/null 2>&1 || echo "install: apt-get could not install junit4/chromium (tests will skip)"
+    fi
+  fi
+  if command -v npm >/dev/null && [ ! -d "$venv/web/node_modules/onnxruntime-web" ]; then
+    ver=$("$venv/bin/python" -c "from lightseg.benchmarks.webdemo import ORT_WEB_VERSION as v; print(v)")
+    npm install -s --prefix "$venv/web" --no-fund --no-audit "onnxruntime-web@$ver" \
+      || echo "install: npm could not install onnxruntime-web (browser test will skip)"
+  fi
+  if command -v apt-get >/dev/null && [ ! -f "$HOME/.cache/lightseg/android-23/android.jar" ]; then
+    bash android_demo/fetch_android_jar.sh >/dev/null 2>&1 \
+      || echo "install: android.jar (API 23) not fetched (Android compile check will skip)"
+  fi
+fi
