@@ -148,6 +148,9 @@ def register_core(app: typer.Typer) -> None:
 
     app.command("train")(train_cmd)
     app.command("eval")(eval_cmd)
+    from lightseg.demo import demo_cmd
+
+    app.command("demo")(demo_cmd)
     from lightseg.benchmarks.webdemo import serve_demo_cmd
 
     app.command("serve-demo")(serve_demo_cmd)
