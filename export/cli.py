@@ -17,7 +17,10 @@ console = Console()
 def _list_targets() -> None:
     from lightseg.export.targets import TARGETS
 
-    t = Table("target", "device", "steps", "artifacts", title="export targets")
+    t = Table(title="export targets")
+    t.add_column("target", no_wrap=True)
+    for col in ("device", "steps", "artifacts"):
+        t.add_column(col)
     for tg in TARGETS.values():
         t.add_row(tg.name, escape(tg.device), " > ".join(tg.steps), ", ".join(tg.artifacts))
     console.print(t)
@@ -79,7 +82,10 @@ def doctor_cmd() -> None:
     """Which export targets this machine can build and run; for the others, why and how."""
     from lightseg.export.targets import doctor
 
-    t = Table("target", "build here", "run here", title="lightseg doctor")
+    t = Table(title="lightseg doctor")
+    t.add_column("target", no_wrap=True)
+    t.add_column("build here")
+    t.add_column("run here")
     for r in doctor():
         t.add_row(r["target"], escape(r["build"]), escape(r["run"]))
     console.print(t)

@@ -35,6 +35,7 @@ class ExportContext:
     calibration: str = "minmax"
     calib: np.ndarray | None = None  # calibration inputs (defaults to x)
     version: str = ""
+    cache_dir: Path | None = None  # scratch space shared by steps (e.g. calibration ranges)
     files: dict[str, Path] = field(default_factory=dict)
     artifacts: dict[str, Artifact] = field(default_factory=dict)
 

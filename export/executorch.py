@@ -12,6 +12,8 @@ from lightseg.export.verify import compare
 
 from lightseg.errors import BackendUnavailable, LightsegError
 
+#: PT2E calibration uses histogram observers (~3 s per 256 px image): at most this many images.
+PT2E_CALIB_MAX = 8
 INSTALL = "ExecuTorch export needs: pip install 'lightseg[executorch]' (executorch==1.5.1)"
 
 
@@ -51,24 +53,20 @@ def lower(ctx: ExportContext, precision: str) -> tuple[bytes, dict]:
     example = (torch.zeros(*ctx.shape),)
     model = ctx.model.eval()
     if precision == "int8":
-        model = _quantize(model, example, ctx.x if ctx.calib is None else ctx.calib)
+        calib = ctx.x if ctx.calib is None else ctx.calib
+        model = _quantize(model, example, calib[:PT2E_CALIB_MAX])
     ep = torch.export.export(model, example)
     edge = to_edge_transform_and_lower(ep, partitioner=[XnnpackPartitioner()])
     graph = edge.exported_program().graph
     calls = [n for n in graph.nodes if n.op == "call_function"]
     delegated = [n for n in calls if "executorch_call_delegate" in str(n.target)]
-    outside = sorted(
-        {str(n.target) for n in calls if n not in delegated and "getitem" not in str(n.target)}
-    )
+    names = {getattr(n.target, "__name__", str(n.target)) for n in calls if n not in delegated}
+    outside = sorted(n for n in names if "getitem" not in n)
     if not delegated:
         raise LightsegError(
-            f"XNNPACK took no part of the {precision} program: refusing a slow .pte"
+            f"XNNPACK took no part of the {precision} program; refusing a slow .pte"
         )
-    info = {
-        "delegate": "XnnpackBackend",
-        "partitions": len(delegated),
-        "ops_outside_delegate": outside,
-    }
+    info = {"delegate": "XnnpackBackend", "partitions": len(delegated), "outside_delegate": outside}
     return edge.to_executorch().buffer, info
 
 
@@ -95,6 +93,8 @@ def build(ctx: ExportContext, precision: str) -> None:
             tmp.write_bytes(data)
         v = compare(ctx.ref, run(path, ctx.x), precision)
     version = getattr(executorch, "__version__", "unknown")
+    n_calib = min(PT2E_CALIB_MAX, len(ctx.x if ctx.calib is None else ctx.calib))
+    q = precision == "int8"
     artifact(
         ctx,
         f"executorch-{precision}",
@@ -106,9 +106,8 @@ def build(ctx: ExportContext, precision: str) -> None:
         tools={"executorch": version, "torch": torch.__version__},
         options={
             **info,
-            "quantization": "PT2E XNNPACKQuantizer symmetric per-channel"
-            if precision == "int8"
-            else "none",
+            "quantization": "PT2E XNNPACKQuantizer, symmetric per-channel" if q else "none",
+            "calibration_images": n_calib if q else 0,
         },
         verification={**v, "inputs": ctx.inputs_source},
     )

@@ -60,6 +60,11 @@ def build_fp16(ctx: ExportContext) -> None:
     )
 
 
+def calib_cache(ctx: ExportContext) -> Path | None:
+    """Where this export keeps its ONNX calibration ranges (None: no sharing)."""
+    return None if ctx.cache_dir is None else ctx.cache_dir / f"calib-{ctx.calibration}.json"
+
+
 class _Reader:
     """Calibration data reader: one image per batch."""
 
@@ -77,11 +82,13 @@ def quantize_int8(
     method: str,
     mode: str = "static",
     symmetric: bool = False,
+    cache: Path | None = None,
 ) -> None:
     """Static QDQ int8 of ``src`` written to ``dst``.
 
     Defaults to uint8 activations x int8 per-channel weights (fast on the ORT CPU EP);
     ``symmetric=True`` gives int8 activations with zero points 0, as TensorRT requires.
+    ``cache``: a JSON file of calibration ranges, written on first use and reused after.
     """
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -116,6 +123,7 @@ def quantize_int8(
                 per_channel=True,
                 calibrate_method=cm,
                 extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
+                calibration_cache_path=cache,
             )
 
 
@@ -127,7 +135,7 @@ def build_int8(ctx: ExportContext) -> None:
     calib = ctx.x if ctx.calib is None else ctx.calib
     with timer() as t:
         path = ctx.out / "model-int8.onnx"
-        quantize_int8(ctx.files["onnx-fp32"], path, calib, ctx.calibration)
+        quantize_int8(ctx.files["onnx-fp32"], path, calib, ctx.calibration, cache=calib_cache(ctx))
         v = compare(ctx.ref, lonnx.run(path, ctx.x), "int8")
     ctx.files["onnx-int8"] = path
     options = {

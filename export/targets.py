@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib.util
 import platform
 import shutil
+import tempfile
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -278,12 +279,15 @@ def export(
     steps = list(dict.fromkeys(["onnx"] + [s for n in build for s in TARGETS[n].steps]))
     funcs = _steps()
     timings: dict[str, float] = {}
-    for i, step in enumerate(steps, 1):
-        say(f"[{i}/{len(steps)}] {step} ...")
-        with timer() as t:
-            funcs[step](ctx)
-        timings[step] = round(t(), 2)
-        say(f"[{i}/{len(steps)}] {step} done in {timings[step]:.1f} s")
+    with tempfile.TemporaryDirectory(prefix="lightseg-export.") as scratch:
+        ctx.cache_dir = Path(scratch)
+        for i, step in enumerate(steps, 1):
+            say(f"[{i}/{len(steps)}] {step} ...")
+            with timer() as t:
+                funcs[step](ctx)
+            timings[step] = round(t(), 2)
+            say(f"[{i}/{len(steps)}] {step} done in {timings[step]:.1f} s")
+        ctx.cache_dir = None
     for n in build:
         for a in TARGETS[n].artifacts:
             if a in ctx.artifacts and n not in ctx.artifacts[a].targets:

@@ -138,12 +138,19 @@ SHAPES="--minShapes=image:1x{c}x{s}x{s} --optShapes=image:1x{c}x{s}x{s} \\
 
 def build_int8_trt(ctx: ExportContext) -> None:
     """model-int8-trt.onnx: symmetric int8 QDQ (activations and weights) for TensorRT."""
-    from lightseg.export.quantize import quantize_int8
+    from lightseg.export.quantize import calib_cache, quantize_int8
 
     calib = ctx.x if ctx.calib is None else ctx.calib
     with timer() as t:
         path = ctx.out / "model-int8-trt.onnx"
-        quantize_int8(ctx.files["onnx-fp32"], path, calib, ctx.calibration, symmetric=True)
+        quantize_int8(
+            ctx.files["onnx-fp32"],
+            path,
+            calib,
+            ctx.calibration,
+            symmetric=True,
+            cache=calib_cache(ctx),
+        )
         v = compare(ctx.ref, lonnx.run(path, ctx.x), "int8")
     ctx.files["onnx-int8-trt"] = path
     artifact(

@@ -55,3 +55,48 @@ def tiny_checkpoint(tmp_path_factory) -> str:
     out = tmp_path_factory.mktemp("ckpt") / "tiny"
     save_checkpoint(model, out, "lightunet", Preprocessing(size=SIZE))
     return str(out)
+
+
+@pytest.fixture(scope="session")
+def make_ctx(tiny_checkpoint):
+    """Build an ExportContext for the tiny checkpoint in a given folder, ONNX step done."""
+    from lightseg.export import onnx as lonnx
+    from lightseg.export.context import ExportContext
+    from lightseg.export.verify import torch_reference, verification_inputs
+
+    from lightseg.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(tiny_checkpoint)
+    x, src = verification_inputs(ck.preprocessing, 4, seed=0)
+    calib, _ = verification_inputs(ck.preprocessing, 8, seed=1)
+    ref = torch_reference(ck.model, x)
+
+    def make(out):
+        ctx = ExportContext(
+            model=ck.model,
+            pre=ck.preprocessing,
+            classes=ck.classes,
+            out=out,
+            x=x,
+            ref=ref,
+            inputs_source=src,
+            source_sha256=ck.weights_sha256,
+            calib=calib,
+            version="test",
+        )
+        lonnx.build(ctx)
+        return ctx
+
+    return make
+
+
+@pytest.fixture(scope="session")
+def ort_export(tiny_checkpoint, tmp_path_factory):
+    """One export of every ONNX-based target (ORT, ORT Mobile, web, TensorRT recipe)."""
+    from lightseg.export.targets import export
+
+    out = tmp_path_factory.mktemp("exp") / "ort"
+    targets = (
+        "android-ort-int8,android-ort-fp32,x86-ort-int8,web-wasm,jetson-trt-fp16,jetson-trt-int8"
+    )
+    return export(tiny_checkpoint, targets, out)

@@ -1,0 +1,144 @@
+"""ONNX, fp16, int8 and ORT Mobile artifacts: verified numbers, hashes, determinism."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+import pytest
+from lightseg.export import onnx as lonnx
+from lightseg.export.manifest import load_manifest
+from lightseg.export.quantize import quantize_int8
+from lightseg.export.targets import export
+from lightseg.export.verify import BUDGETS, compare
+
+from lightseg.errors import LightsegError
+
+
+def test_every_artifact_passes_its_budget(ort_export):
+    arts = {a.name: a for a in ort_export.artifacts}
+    for name in ("onnx-fp32", "onnx-fp32-fixed", "onnx-fp16", "onnx-int8", "ort-fp32", "ort-int8"):
+        v = arts[name].verification
+        assert v["status"] == "passed", (name, v)
+        assert v["lesion_pixels_ref"] > 50  # the tiny model predicts lesions: not a trivial mask
+        assert v["p99_prob_err"] <= BUDGETS[arts[name].precision]["p99_prob_err"]
+    assert arts["onnx-fp32"].verification["max_prob_err"] < 1e-4
+    assert arts["onnx-fp16"].verification["max_prob_err"] < 2e-2
+    assert arts["onnx-int8"].verification["dice_vs_fp32"] >= 0.9
+    assert arts["onnx-int8"].verification["max_prob_err"] > 1e-4  # int8 really is quantized
+
+
+def test_onnx_single_file_named_io_opset_and_shapes(ort_export):
+    root = ort_export.root
+    assert not list(root.glob("*.data"))
+    dyn = onnx.load(root / "model.onnx")
+    fixed = onnx.load(root / "model-fixed.onnx")
+    assert [i.name for i in dyn.graph.input] == ["image"]
+    assert [o.name for o in dyn.graph.output] == ["logits"]
+    assert dyn.opset_import[0].version == 17
+    assert dyn.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+    assert fixed.graph.input[0].type.tensor_type.shape.dim[0].dim_value == 1
+    assert ort_export.artifact("onnx-fp32").options["simplified"] is True
+
+
+def test_dynamic_batch_model_matches_torch_at_batch_3(ort_export, tiny_checkpoint):
+    from lightseg.export.verify import torch_reference
+
+    from lightseg.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(tiny_checkpoint)
+    x = np.random.default_rng(3).random((3, 3, 32, 32), dtype=np.float32)
+    out = lonnx.run(ort_export.root / "model.onnx", x)
+    assert out.shape == (3, 2, 32, 32)
+    assert np.abs(out - torch_reference(ck.model, x)).max() < 1e-4
+
+
+def test_fp16_keeps_fp32_io(ort_export):
+    m = onnx.load(ort_export.root / "model-fp16.onnx")
+    assert m.graph.input[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    assert m.graph.output[0].type.tensor_type.elem_type == onnx.TensorProto.FLOAT
+    inits = {i.data_type for i in m.graph.initializer}
+    assert onnx.TensorProto.FLOAT16 in inits
+
+
+def test_int8_is_u8_activations_s8_per_channel_weights(ort_export):
+    m = onnx.load(ort_export.root / "model-int8.onnx")
+    zps = {i.name: i for i in m.graph.initializer if i.name.endswith("zero_point")}
+    types = {i.data_type for i in zps.values()}
+    assert onnx.TensorProto.UINT8 in types and onnx.TensorProto.INT8 in types
+    per_channel = [z for z in zps.values() if z.data_type == onnx.TensorProto.INT8 and z.dims]
+    assert per_channel and max(z.dims[0] for z in per_channel) > 1
+
+
+def test_manifest_hashes_verify_and_tampering_is_caught(ort_export):
+    m = load_manifest(ort_export.root)
+    assert m.source["weights_sha256"] == ort_export.source["weights_sha256"]
+    for a in m.artifacts:
+        assert m.verify(a).exists()
+        assert a.sha256 and a.size_bytes > 0
+    path = m.path_of(m.artifact("onnx-int8"))
+    data = bytearray(path.read_bytes())
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+    with pytest.raises(LightsegError, match="sha256"):
+        m.verify(m.artifact("onnx-int8"))
+    data[-1] ^= 0xFF
+    path.write_bytes(bytes(data))
+
+
+def test_mobile_usability_report_parsed(ort_export):
+    u = ort_export.artifact("ort-fp32").verification["usability"]
+    ml = u["CoreML MLProgram"]
+    assert ml["supported_nodes"] == ml["total_nodes"] > 0 and ml["partitions"] == 1
+    nnapi = u["NNAPI"]
+    assert "ai.onnx:ConvTranspose" in nnapi["unsupported_ops"]
+    assert nnapi["supported_nodes"] < nnapi["total_nodes"]
+    assert (ort_export.root / "ort" / "mobile_usability.txt").is_file()
+
+
+def test_ort_required_operators_config(ort_export):
+    fp32 = (ort_export.root / "ort" / "model-fp32.required_operators.config").read_text()
+    int8 = (ort_export.root / "ort" / "model-int8.required_operators.config").read_text()
+    assert "QuickGelu" in fp32 and "ConvTranspose" in fp32
+    assert "nchwc" not in fp32  # no x86-only layout ops in a mobile model
+    assert "QLinearConv" in int8 or "QuantizeLinear" in int8
+
+
+def test_targets_recorded_per_artifact(ort_export):
+    assert "android-ort-int8" in ort_export.artifact("ort-int8").targets
+    assert "web-wasm" in ort_export.artifact("onnx-int8-fixed").targets
+    assert set(ort_export.targets) >= {"x86-ort-int8", "jetson-trt-int8"}
+    assert json.loads((ort_export.root / "manifest.json").read_text())["schema_version"] == 1
+
+
+def test_reexport_is_byte_identical(ort_export, tiny_checkpoint, tmp_path):
+    again = export(tiny_checkpoint, "x86-ort-int8", tmp_path / "again")
+    for name in ("onnx-fp32", "onnx-fp32-fixed", "onnx-int8"):
+        assert again.artifact(name).sha256 == ort_export.artifact(name).sha256, name
+
+
+@pytest.mark.parametrize("method", ["entropy", "percentile"])
+def test_calibration_methods(ort_export, make_ctx, tmp_path, method):
+    ctx = make_ctx(tmp_path)
+    dst = tmp_path / f"int8-{method}.onnx"
+    quantize_int8(ctx.files["onnx-fp32"], dst, ctx.calib, method)
+    v = compare(ctx.ref, lonnx.run(dst, ctx.x), "int8")
+    assert v["dice_vs_fp32"] >= 0.85, v
+    assert dst.read_bytes() != (ort_export.root / "model-int8.onnx").read_bytes()
+
+
+def test_dynamic_quantization_refused(make_ctx, tmp_path):
+    ctx = make_ctx(tmp_path)
+    with pytest.raises(LightsegError, match="ConvInteger"):
+        quantize_int8(ctx.files["onnx-fp32"], tmp_path / "d.onnx", ctx.calib, "minmax", "dynamic")
+
+
+def test_compare_fails_outside_budget():
+    ref = np.zeros((1, 2, 8, 8), np.float32)
+    ref[:, 1, 2:6, 2:6] = 5.0
+    assert compare(ref, ref + 1e-6, "fp32")["status"] == "passed"
+    bad = ref.copy()
+    bad[:, 1] = -5.0
+    v = compare(ref, bad, "int8")
+    assert v["status"] == "failed" and v["dice_vs_fp32"] == 0.0
