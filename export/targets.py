@@ -62,8 +62,8 @@ TARGETS: dict[str, Target] = {
         Target(
             "iphone-coreml-fp16",
             "iPhone (iOS 16+), Core ML mlprogram, fp16 compute, fp32 I/O",
-            ("coreml-fp16",),
-            ("coreml-fp16",),
+            ("coreml-fp16", "coreml-fp32"),
+            ("coreml-fp16", "coreml-fp32"),
             ("coremltools",),
             "pip install 'lightseg[coreml]' (coremltools==9.0)",
             "macOS only: Core ML prediction needs macOS (Linux checks the spec)",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 
@@ -82,3 +83,12 @@ def test_bad_calibration_method(tiny_checkpoint, tmp_path, method):
         ]
     )
     assert rc == 2
+
+
+@pytest.mark.skipif(importlib.util.find_spec("litert_torch") is not None, reason="installed")
+def test_named_target_without_backend_exits_2_with_install_hint(tiny_checkpoint, tmp_path, capsys):
+    rc = main(["export", tiny_checkpoint, "-t", "android-litert", "-o", str(tmp_path / "l")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "pip install" in err and "litert" in err
+    assert not (tmp_path / "l").exists()  # refused before any work
