@@ -90,6 +90,11 @@ def compare(ref_logits: np.ndarray, logits: np.ndarray, precision: str) -> dict:
         "pixel_disagreement": float(np.mean(rm != am)),
         "lesion_pixels_ref": int(rm.sum()),
     }
+    if not rm.any():
+        m["note"] = (
+            "the fp32 reference predicts no lesion on these slices: mask Dice is trivially 1; "
+            "judge by the probability errors (is the checkpoint trained?)"
+        )
     ok = (
         m["max_prob_err"] <= budget.get("max_prob_err", 1.0)
         and m["p99_prob_err"] <= budget["p99_prob_err"]
@@ -106,4 +111,5 @@ def describe(v: dict) -> str:
     """One short line for a summary table."""
     if v.get("status") not in ("passed", "failed") or "max_prob_err" not in v:
         return f"{v.get('status', '?')}: {v.get('reason', '')}".rstrip(": ")
-    return f"{v['status']}: dice {v['dice_vs_fp32']:.4f}, max dp {v['max_prob_err']:.1e}"
+    empty = " (empty ref masks)" if v.get("lesion_pixels_ref") == 0 else ""
+    return f"{v['status']}: dice {v['dice_vs_fp32']:.4f}{empty}, max dp {v['max_prob_err']:.1e}"

@@ -142,3 +142,6 @@ def test_compare_fails_outside_budget():
     bad[:, 1] = -5.0
     v = compare(ref, bad, "int8")
     assert v["status"] == "failed" and v["dice_vs_fp32"] == 0.0
+    empty = compare(bad, bad, "fp32")
+    assert empty["lesion_pixels_ref"] == 0 and "trivially" in empty["note"]
+    assert "note" not in compare(ref, ref, "fp32")
