@@ -256,11 +256,11 @@ def export(
         if miss:
             skipped[n] = f"{', '.join(miss)} not installed: {TARGETS[n].install}"
     ckpt = load_checkpoint(checkpoint)
+    pre = ckpt.preprocessing
+    calib, calib_src = _calibration(pre, calib_data, calib_n)  # validated before touching out
+    x, src = verification_inputs(pre, n_verify, seed=0)
     out = Path(out)
     _prepare_out(out, force)
-    pre = ckpt.preprocessing
-    x, src = verification_inputs(pre, n_verify, seed=0)
-    calib, calib_src = _calibration(pre, calib_data, calib_n)
     ctx = ExportContext(
         model=ckpt.model,
         pre=pre,

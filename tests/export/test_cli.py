@@ -92,3 +92,19 @@ def test_named_target_without_backend_exits_2_with_install_hint(tiny_checkpoint,
     err = capsys.readouterr().err
     assert "pip install" in err and "litert" in err
     assert not (tmp_path / "l").exists()  # refused before any work
+
+
+def test_calib_data_from_user(tiny_checkpoint, tmp_path, capsys):
+    import numpy as np
+
+    good = tmp_path / "calib.npy"
+    np.save(good, np.random.default_rng(0).random((5, 3, 32, 32), dtype=np.float32))
+    out = tmp_path / "u"
+    args = ["export", tiny_checkpoint, "-t", "x86-ort-int8", "-o", str(out)]
+    assert main([*args, "--calib-data", str(good)]) == 0
+    m = json.loads((out / "manifest.json").read_text())
+    assert m["extra"]["calibration"]["data"] == "calib.npy (5 images)"
+    bad = tmp_path / "bad.npy"
+    np.save(bad, np.zeros((2, 1, 8, 8), np.float32))
+    assert main([*args, "--force", "--calib-data", str(bad)]) == 2
+    assert "expected" in capsys.readouterr().err
