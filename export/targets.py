@@ -131,6 +131,15 @@ TARGETS: dict[str, Target] = {
             ORT_HINT,
             "in a browser with onnxruntime-web; here the same files run on ORT CPU",
         ),
+        Target(
+            "x86-auto",
+            "x86 server: the fastest ORT / OpenVINO (fp32, bf16, int8) artifact that passes parity",
+            ("onnx", "int8"),
+            (),
+            ORT,
+            ORT_HINT,
+            "yes (ORT CPU EP; OpenVINO candidates where OpenVINO is installed)",
+        ),
     )
 }
 
@@ -287,6 +296,13 @@ def export(
                 funcs[step](ctx)
             timings[step] = round(t(), 2)
             say(f"[{i}/{len(steps)}] {step} done in {timings[step]:.1f} s")
+        if "x86-auto" in build:
+            from lightseg.export.auto import pick
+
+            keep = {a for n in build for a in TARGETS[n].artifacts}
+            with timer() as t:
+                auto_pick = pick(ctx, ckpt, keep, say=say)
+            timings["x86-auto"] = round(t(), 2)
         ctx.cache_dir = None
     for n in build:
         for a in TARGETS[n].artifacts:
@@ -311,6 +327,7 @@ def export(
             "verification_inputs": src,
             "calibration": {"method": calibration, "data": calib_src},
             "host": f"{platform.system()} {platform.machine()}",
+            **({"auto_pick": auto_pick} if "x86-auto" in build else {}),
         },
         root=out,
     )

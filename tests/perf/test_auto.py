@@ -1,0 +1,110 @@
+"""x86-auto: the fastest candidate that passes parity is kept, a broken one is rejected."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import onnx
+from lightseg.export import auto
+from lightseg.export.context import artifact
+from lightseg.export.onnx import save
+from lightseg.export.targets import export
+from onnx import TensorProto, helper
+
+
+def _zeros_candidate(ctx) -> str:
+    """A real, very fast ONNX model that ignores the image: logits are all zero (wrong)."""
+    s = ctx.pre.size
+    k = len(ctx.classes)
+    starts = helper.make_tensor("starts", TensorProto.INT64, [1], [0])
+    ends = helper.make_tensor("ends", TensorProto.INT64, [1], [k])
+    axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
+    zero = helper.make_tensor("zero", TensorProto.FLOAT, [], [0.0])
+    graph = helper.make_graph(
+        [
+            helper.make_node("Slice", ["image", "starts", "ends", "axes"], ["sl"]),
+            helper.make_node("Mul", ["sl", "zero"], ["logits"]),
+        ],
+        "broken",
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", 3, s, s])],
+        [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", k, s, s])],
+        [starts, ends, axes, zero],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    path = ctx.out / "model-broken.onnx"
+    save(model, path)
+    artifact(
+        ctx,
+        "onnx-broken",
+        path,
+        0.0,
+        backend="onnxruntime",
+        precision="fp32",
+        format="onnx",
+        **ctx.io("batch"),
+    )
+    return "onnx-broken"
+
+
+def test_auto_pick_rejects_broken_and_records_evidence(tiny_checkpoint, tmp_path, monkeypatch):
+    monkeypatch.setattr(auto, "RUNS", 5)
+    monkeypatch.setattr(auto, "CANDIDATES", [*auto.CANDIDATES, (_zeros_candidate, lambda: True)])
+    lines: list[str] = []
+    out = tmp_path / "auto"
+    m = export(tiny_checkpoint, "x86-auto", out, progress=lines.append)
+
+    pick = m.extra["auto_pick"]
+    rows = {r["name"]: r for r in pick["candidates"]}
+    broken = rows["onnx-broken"]
+    assert broken["parity"] == "fail" and broken["passed"] is False
+    assert broken["dice_vs_fp32_mean"] < 0.5  # empty masks vs the reference's lesions
+    assert broken["reason"]  # the first failing gate, e.g. "prob_abs_max = ..."
+
+    chosen = rows[pick["chosen"]]
+    assert pick["chosen"] != "onnx-broken"
+    assert chosen["passed"] is True and chosen["dice_vs_fp32_mean"] >= 0.9
+    passing = [r for r in rows.values() if r.get("passed")]
+    assert chosen["p50_ms"] == min(r["p50_ms"] for r in passing)
+    assert {"onnx-fp32", "onnx-int8", "onnx-int8-convt-fp", "pytorch-reference"} <= set(rows)
+
+    # only the chosen artifact stays, in the manifest and on disk; the manifest on disk agrees
+    assert [a.name for a in m.artifacts] == [pick["chosen"]]
+    assert m.artifacts[0].targets == ["x86-auto"]
+    assert not (out / "model-broken.onnx").exists()
+    assert not (out / "model-int8-convt-fp.onnx").exists() or pick["chosen"] == "onnx-int8-convt-fp"
+    on_disk = json.loads((out / "manifest.json").read_text())
+    assert on_disk["extra"]["auto_pick"]["chosen"] == pick["chosen"]
+    m.verify(m.artifacts[0])
+    assert any("<- chosen" in line and pick["chosen"] in line for line in lines)
+
+
+def test_choose_fastest_passing():
+    rows = [
+        {"name": "a", "p50_ms": 1.0, "passed": False},
+        {"name": "b", "p50_ms": 3.0, "passed": True},
+        {"name": "c", "p50_ms": 2.0, "passed": True},
+        {"name": "ref", "p50_ms": 9.0, "passed": None},
+    ]
+    assert auto.choose(rows)["name"] == "c"
+    assert auto.choose(rows[:1]) is None
+
+
+def test_int8_variant_leaves_convtranspose_and_last_conv_in_float(tiny_checkpoint, tmp_path):
+    from lightseg.export.targets import export as ex
+
+    m = ex(tiny_checkpoint, "x86-ort-int8", tmp_path / "e")
+    src = tmp_path / "e" / "model.onnx"
+    dst = tmp_path / "v.onnx"
+    x = np.random.default_rng(0).random((2, 3, 32, 32), dtype=np.float32)
+    excl = auto.quantize_excluding(src, dst, x, "minmax", ("ConvTranspose",), True, None)
+    g = onnx.load(str(dst)).graph
+    convt = [n for n in g.node if n.op_type == "ConvTranspose"]
+    assert convt and all(n.name in excl for n in convt)
+    assert len(excl) == len(convt) + 1  # plus the last conv
+    dq_outputs = {o for n in g.node if n.op_type == "DequantizeLinear" for o in n.output}
+    for n in g.node:
+        if n.name in excl:  # float nodes read no dequantized weight
+            assert not (set(n.input[1:2]) & dq_outputs), n.name
+    assert sum(n.op_type == "QuantizeLinear" for n in g.node) > 0
+    assert m.artifact("onnx-int8").precision == "int8"
