@@ -44,7 +44,16 @@ def interleaved_latency(checkpoints: dict[str, Path], runs: int, threads: int) -
     return {k: {"p50_ms": s.fill().p50, "p90_ms": s.p90} for k, s in stats.items()}
 
 
-def run(out: Path, steps: int, crop: int, batch: int, seed: int, eval_n: int, runs: int) -> dict:
+def run(
+    out: Path,
+    steps: int,
+    crop: int,
+    batch: int,
+    seed: int,
+    eval_n: int,
+    runs: int,
+    train_n: int = 600,
+) -> dict:
     from lightseg.checkpoint import load_checkpoint
     from lightseg.data.dataset import build_dataset
     from lightseg.models import create_model
@@ -55,7 +64,7 @@ def run(out: Path, steps: int, crop: int, batch: int, seed: int, eval_n: int, ru
     for name in MODELS:
         cfg = TrainConfig(
             model=name, out=str(out / f"claim-{name}"), crop=crop, steps=steps, batch=batch,
-            seed=seed, train_n=600, val_n=24, val_every=steps, amp=True, threads=2,
+            seed=seed, train_n=train_n, val_n=24, val_every=steps, amp=True, threads=2,
         )  # fmt: skip
         s = train(cfg, progress=False)
         ckpts[name] = out / f"claim-{name}" / "last"
@@ -82,7 +91,7 @@ def run(out: Path, steps: int, crop: int, batch: int, seed: int, eval_n: int, ru
             "crop": crop,
             "batch": batch,
             "seed": seed,
-            "train_slices": 600,
+            "train_slices": train_n,
             "eval_slices": eval_n,
             "eval_seed": seed + 777,
             "amp": "bf16 autocast (CPU)",
@@ -143,8 +152,9 @@ def main() -> None:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--eval-n", type=int, default=64)
     p.add_argument("--runs", type=int, default=10)
+    p.add_argument("--train-n", type=int, default=600)
     a = p.parse_args()
-    doc = run(a.out, a.steps, a.crop, a.batch, a.seed, a.eval_n, a.runs)
+    doc = run(a.out, a.steps, a.crop, a.batch, a.seed, a.eval_n, a.runs, a.train_n)
     print(markdown(doc))
 
 
