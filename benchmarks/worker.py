@@ -37,7 +37,18 @@ def _runner(msg: dict):
 
 
 def peak_rss_mb() -> float:
-    """Peak resident set size of this process in MiB (ru_maxrss is KiB on Linux, B on macOS)."""
+    """Peak resident set size of this process in MiB.
+
+    Linux: VmHWM of /proc/self/status, which starts afresh at exec (ru_maxrss would carry the
+    parent's peak across fork+exec). Elsewhere ru_maxrss (KiB on Linux, bytes on macOS).
+    """
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     return rss / (2**20 if sys.platform == "darwin" else 2**10)
 
