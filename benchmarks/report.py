@@ -135,6 +135,7 @@ def _bars(run) -> str:
     load = [v.info.get("load_s", 0.0) * 1e3 for v in judged]
     a2.barh(names, load, color="tab:blue")
     a2.set_title("load / compile time (ms)")
+    fig.tight_layout()
     return _img(_png(fig), "accuracy and load time per backend")
 
 
