@@ -12,9 +12,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
+
 from lightseg.benchmarks.parity import Verdict, compare, load_tolerances
 from lightseg.benchmarks.procs import BackendDied, IsolatedBackend, LocalBackend
-
 from lightseg.data.preprocessing import Preprocessing
 from lightseg.errors import LightsegError
 

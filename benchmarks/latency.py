@@ -100,9 +100,8 @@ def run_bench(
     from lightseg.benchmarks.harness import Subject, machine, reference_checkpoint, subjects_for
     from lightseg.benchmarks.inputs import synth
     from lightseg.benchmarks.procs import BackendDied, IsolatedBackend
-    from lightseg.export.manifest import load_manifest
-
     from lightseg.data.preprocessing import Preprocessing
+    from lightseg.export.manifest import load_manifest
 
     manifest = load_manifest(artifact_dir)
     ck = reference_checkpoint(manifest)

@@ -14,9 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
-from lightseg.export.manifest import atomic_write_text
 
 from lightseg.errors import LightsegError
+from lightseg.export.manifest import atomic_write_text
 
 SCHEMA_VERSION = 1
 KIND = "lightseg-parity-pack"
@@ -61,9 +61,8 @@ def write_pack(artifact_dir, out, n: int, data: str = "synth", backends=None) ->
     """Write a pack for the artifacts selected (all by default)."""
     from lightseg.benchmarks.harness import subjects_for
     from lightseg.benchmarks.inputs import load_inputs
-    from lightseg.export.manifest import load_manifest
-
     from lightseg.data.preprocessing import Preprocessing
+    from lightseg.export.manifest import load_manifest
 
     manifest = load_manifest(artifact_dir)
     chosen = {s.name for s in subjects_for(manifest, backends, 1)}  # verifies hashes

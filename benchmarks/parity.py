@@ -17,8 +17,8 @@ try:
 except ModuleNotFoundError:  # Python 3.10
     import tomli as tomllib
 import tomllib
-from lightseg.benchmarks import metrics as M
 
+from lightseg.benchmarks import metrics as M
 from lightseg.errors import LightsegError
 
 DEFAULT_TOLERANCES = Path(__file__).with_name("tolerances.toml")

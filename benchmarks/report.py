@@ -10,6 +10,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+
 from lightseg.export.manifest import atomic_write_text
 
 SCHEMA_VERSION = 1
@@ -95,6 +96,7 @@ def _worst_cases(run, v) -> str:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+
     from lightseg.benchmarks.metrics import softmax
 
     y = run.outputs[v.name]

@@ -11,9 +11,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
-from lightseg.export.manifest import Artifact, TensorSpec, sha256_path, size_path
 
 from lightseg.data.preprocessing import Preprocessing
+from lightseg.export.manifest import Artifact, TensorSpec, sha256_path, size_path
 
 MIN_OPSET = 17
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")

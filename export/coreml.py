@@ -14,10 +14,9 @@ import platform
 import warnings
 from collections import Counter
 
+from lightseg.errors import BackendUnavailable
 from lightseg.export.context import ExportContext, artifact, atomic_path, timer
 from lightseg.export.verify import compare
-
-from lightseg.errors import BackendUnavailable
 
 #: MIL ops the lightweight U-Net is expected to lower to; Swish becomes mul/sigmoid/mul, or
 #: ``silu`` when coremltools sees beta == 1.

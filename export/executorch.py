@@ -7,10 +7,10 @@ took no part, and records which ops (if any) stay outside the delegate.
 from __future__ import annotations
 
 import numpy as np
-from lightseg.export.context import ExportContext, artifact, atomic_path, timer
-from lightseg.export.verify import compare
 
 from lightseg.errors import BackendUnavailable, LightsegError
+from lightseg.export.context import ExportContext, artifact, atomic_path, timer
+from lightseg.export.verify import compare
 
 #: PT2E calibration uses histogram observers (~3 s per 256 px image): at most this many images.
 PT2E_CALIB_MAX = 8

@@ -8,10 +8,10 @@ not implemented yet.
 from __future__ import annotations
 
 import numpy as np
-from lightseg.export.context import ExportContext, artifact, atomic_path, timer
-from lightseg.export.verify import compare
 
 from lightseg.errors import BackendUnavailable
+from lightseg.export.context import ExportContext, artifact, atomic_path, timer
+from lightseg.export.verify import compare
 
 INSTALL = "LiteRT export needs: pip install 'lightseg[litert]'"
 

@@ -12,10 +12,10 @@ import warnings
 from pathlib import Path
 
 import numpy as np
-from lightseg.export.context import MIN_OPSET, ExportContext, artifact, atomic_path, timer
-from lightseg.export.verify import compare
 
 from lightseg.errors import LightsegError
+from lightseg.export.context import MIN_OPSET, ExportContext, artifact, atomic_path, timer
+from lightseg.export.verify import compare
 
 ONNXSIM_VERSION = "0.8.1"  # pinned: onnxsim has regressed between versions
 

@@ -12,11 +12,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from lightseg.errors import BackendUnavailable
 from lightseg.export.context import ExportContext, artifact, timer
 from lightseg.export.manifest import sha256_path
 from lightseg.export.verify import compare
-
-from lightseg.errors import BackendUnavailable
 
 INSTALL = "OpenVINO export needs: pip install 'lightseg[openvino]'"
 

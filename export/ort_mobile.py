@@ -18,11 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
+from lightseg.errors import LightsegError
 from lightseg.export import onnx as lonnx
 from lightseg.export.context import ExportContext, artifact, atomic_path, timer
 from lightseg.export.verify import compare
-
-from lightseg.errors import LightsegError
 
 REPORT = "mobile_usability.txt"
 

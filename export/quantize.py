@@ -13,11 +13,11 @@ import tempfile
 from pathlib import Path
 
 import numpy as np
+
+from lightseg.errors import LightsegError
 from lightseg.export import onnx as lonnx
 from lightseg.export.context import CALIBRATION_METHODS, ExportContext, artifact, atomic_path, timer
 from lightseg.export.verify import compare
-
-from lightseg.errors import LightsegError
 
 DYNAMIC_REFUSAL = (
     "dynamic int8 quantization is refused: on this CNN it becomes ConvInteger, measured 2-7x "

@@ -145,7 +145,7 @@ def _layer(name: str, m: nn.Module, x: torch.Tensor, y: torch.Tensor, conv: str)
 def profile_model(
     model: nn.Module, input_shape: tuple[int, ...] = (3, 256, 256), convention: str = "torchstat"
 ) -> Profile:
-    """Profile ``model`` on one input of ``input_shape`` (C, H, W). Defaults to the paper's input."""
+    """Profile ``model`` on one input of ``input_shape`` (C, H, W): the paper's by default."""
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}")
     prof = Profile(convention=convention, input_shape=tuple(input_shape))

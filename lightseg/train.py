@@ -127,6 +127,13 @@ def _state_files(opt, sched, step: int, best: float, cfg: TrainConfig) -> dict[s
     return {STATE_TENSORS: save(tensors), STATE_JSON: json.dumps(doc, indent=2).encode()}
 
 
+def saved_config(path: Path) -> dict:
+    """The TrainConfig (as a dict) stored with a ``last`` checkpoint."""
+    if not (path / STATE_JSON).is_file():
+        raise LightsegError(f"{path}: no training state to resume from")
+    return json.loads((path / STATE_JSON).read_text())["config"]
+
+
 def _load_state(path: Path, opt, sched) -> tuple[int, float]:
     from safetensors.torch import load_file
 
@@ -167,9 +174,15 @@ class _Terminate(Exception):
 
 
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
-    """Run training; returns the summary written to ``out/summary.json``."""
+    """Run training; returns the summary written to ``out/summary.json``.
+
+    With ``resume`` the saved run's configuration is used; only ``cfg.steps`` may change
+    (e.g. to extend a run, or to anneal it sooner: the cosine schedule follows the new end).
+    """
     from lightseg.data.dataset import build_dataset
 
+    if resume:
+        cfg = TrainConfig(**{**saved_config(Path(cfg.out) / "last"), "steps": cfg.steps})
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
@@ -189,7 +202,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     train_ds = build_dataset(cfg.data, pre, cfg.train_n, cfg.seed, augment=True, crop=cfg.crop)
     val_ds = build_dataset(cfg.data, pre, cfg.val_n, cfg.seed + 1000, augment=False)
     val_x, val_y = _stack(val_ds, min(cfg.val_n, len(val_ds)))
-    rng = np.random.default_rng(cfg.seed)
+    rng = np.random.default_rng([cfg.seed, step])  # a resumed run draws new batches
     history: list[dict] = []
     t0 = time.time()
 

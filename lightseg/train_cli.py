@@ -32,7 +32,9 @@ def train_cmd(
     amp: bool = typer.Option(False, help="Mixed precision (bf16 on CPU, fp16 on CUDA)."),
     threads: int = typer.Option(0, help="Torch threads (0 = torch's default)."),
     base: int = typer.Option(0, help="Override the base width (tiny models for tests)."),
-    resume: bool = typer.Option(False, help="Continue from OUT/last with its optimizer state."),
+    resume: bool = typer.Option(
+        False, help="Continue OUT/last (its saved settings; only --steps may change)."
+    ),
 ) -> None:
     """Train a U-Net; writes OUT/best, OUT/last (checkpoints) and OUT/summary.json."""
     from lightseg.train import TrainConfig, train
@@ -64,9 +66,8 @@ def eval_cmd(
     worst: int = typer.Option(4, help="Overlay PNGs of the N worst lesion cases."),
 ) -> None:
     """Evaluate a checkpoint: lesion Dice, IoU, FP rate on lesion-free slices, detection."""
-    from lightseg.data.dataset import build_dataset
-
     from lightseg.checkpoint import load_checkpoint
+    from lightseg.data.dataset import build_dataset
     from lightseg.train import _stack, evaluate_arrays, predict_masks
 
     if n < 1:

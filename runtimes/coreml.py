@@ -5,9 +5,9 @@ from __future__ import annotations
 import platform
 
 import numpy as np
-from lightseg.runtimes.base import ArtifactRunner, require
 
 from lightseg.errors import BackendUnavailable
+from lightseg.runtimes.base import ArtifactRunner, require
 
 COMPUTE_UNITS = "CPU_ONLY"  # parity default; ALL lets Core ML pick GPU/Neural Engine (fp16)
 

@@ -6,9 +6,9 @@ import json
 from pathlib import Path
 
 import numpy as np
-from lightseg.runtimes.base import Runner
 
 from lightseg.errors import LightsegError
+from lightseg.runtimes.base import Runner
 
 OUTPUTS = "outputs.f32"
 TIMINGS = "timings.json"

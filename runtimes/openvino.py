@@ -6,6 +6,7 @@ On AMX CPUs OpenVINO silently runs bf16 by default; parity needs f32 unless the 
 from __future__ import annotations
 
 import numpy as np
+
 from lightseg.runtimes.base import ArtifactRunner, require
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
-from lightseg.runtimes.base import DEFAULT_THREADS, ArtifactRunner, require
 
 from lightseg.errors import BackendUnavailable
+from lightseg.runtimes.base import DEFAULT_THREADS, ArtifactRunner, require
 
 
 class OrtRunner(ArtifactRunner):

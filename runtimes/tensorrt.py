@@ -6,9 +6,9 @@ Engines are not portable across GPUs or TensorRT versions: build them on the tar
 from __future__ import annotations
 
 import numpy as np
-from lightseg.runtimes.base import ArtifactRunner, require
 
 from lightseg.errors import BackendUnavailable
+from lightseg.runtimes.base import ArtifactRunner, require
 
 HINT = (
     "TensorRT is not on PyPI in usable form: use JetPack on a Jetson or an NVIDIA NGC "

@@ -8,11 +8,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from lightseg.benchmarks.inputs import _discs
-from lightseg.export.manifest import Artifact, Manifest, TensorSpec, sha256_path, size_path
 
+from lightseg.benchmarks.inputs import _discs
 from lightseg.checkpoint import save_checkpoint
 from lightseg.data.preprocessing import Preprocessing
+from lightseg.export.manifest import Artifact, Manifest, TensorSpec, sha256_path, size_path
 from lightseg.models import create_model
 
 SIZE = 32

@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+
 from lightseg.benchmarks import metrics as M
 from lightseg.benchmarks.latency import LatencyStats
 from lightseg.benchmarks.parity import compare, load_tolerances

@@ -48,6 +48,7 @@ def tiny_model():
 def tiny_export(tiny_model, tmp_path_factory) -> Path:
     """An export folder: model.onnx (fp32), model.ort, manifest.json with their sha256."""
     import torch
+
     from lightseg.export.manifest import Artifact, Manifest, TensorSpec, sha256_path, size_path
 
     out = tmp_path_factory.mktemp("export")

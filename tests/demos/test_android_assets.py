@@ -9,10 +9,10 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 import pytest
-from lightseg.export.manifest import sha256_path
 
 from lightseg.data.preprocessing import Preprocessing
 from lightseg.errors import LightsegError
+from lightseg.export.manifest import sha256_path
 
 SCRIPT = Path(__file__).resolve().parents[2] / "android_demo" / "make_assets.py"
 

@@ -9,8 +9,8 @@ import urllib.request
 import numpy as np
 import onnxruntime as ort
 import pytest
-from lightseg.benchmarks.webdemo import DemoServer, find_ort_web, sample_slice
 
+from lightseg.benchmarks.webdemo import DemoServer, find_ort_web, sample_slice
 from lightseg.data.preprocessing import Preprocessing
 from lightseg.errors import BackendUnavailable, LightsegError
 

@@ -60,11 +60,10 @@ def tiny_checkpoint(tmp_path_factory) -> str:
 @pytest.fixture(scope="session")
 def make_ctx(tiny_checkpoint):
     """Build an ExportContext for the tiny checkpoint in a given folder, ONNX step done."""
+    from lightseg.checkpoint import load_checkpoint
     from lightseg.export import onnx as lonnx
     from lightseg.export.context import ExportContext
     from lightseg.export.verify import torch_reference, verification_inputs
-
-    from lightseg.checkpoint import load_checkpoint
 
     ck = load_checkpoint(tiny_checkpoint)
     x, src = verification_inputs(ck.preprocessing, 4, seed=0)

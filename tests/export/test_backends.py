@@ -19,6 +19,7 @@ need = {
 @need["coremltools"]
 def test_coreml_spec_fp32_io_ops_metadata(make_ctx, tmp_path):
     import coremltools as ct
+
     from lightseg.export import coreml
 
     ctx = make_ctx(tmp_path)

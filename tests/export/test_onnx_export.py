@@ -7,13 +7,13 @@ import json
 import numpy as np
 import onnx
 import pytest
+
+from lightseg.errors import LightsegError
 from lightseg.export import onnx as lonnx
 from lightseg.export.manifest import load_manifest
 from lightseg.export.quantize import quantize_int8
 from lightseg.export.targets import export
 from lightseg.export.verify import BUDGETS, compare
-
-from lightseg.errors import LightsegError
 
 
 def test_every_artifact_passes_its_budget(ort_export):
@@ -43,9 +43,8 @@ def test_onnx_single_file_named_io_opset_and_shapes(ort_export):
 
 
 def test_dynamic_batch_model_matches_torch_at_batch_3(ort_export, tiny_checkpoint):
-    from lightseg.export.verify import torch_reference
-
     from lightseg.checkpoint import load_checkpoint
+    from lightseg.export.verify import torch_reference
 
     ck = load_checkpoint(tiny_checkpoint)
     x = np.random.default_rng(3).random((3, 3, 32, 32), dtype=np.float32)

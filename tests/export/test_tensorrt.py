@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import onnx
-from lightseg.export import tensorrt
 from onnx import TensorProto, helper
+
+from lightseg.export import tensorrt
 
 
 def _model(op: str, domain: str = "") -> onnx.ModelProto:

@@ -5,12 +5,12 @@ import platform
 import numpy as np
 import pytest
 import torch
-from lightseg.export.manifest import Artifact, Manifest, TensorSpec, sha256_path, size_path
-from lightseg.runtimes.base import runner_for
-from lightseg.runtimes.torch_runner import TorchRunner
 
 from lightseg.errors import BackendUnavailable, LightsegError
+from lightseg.export.manifest import Artifact, Manifest, TensorSpec, sha256_path, size_path
 from lightseg.models import create_model
+from lightseg.runtimes.base import runner_for
+from lightseg.runtimes.torch_runner import TorchRunner
 
 S = 32
 

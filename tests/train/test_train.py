@@ -28,7 +28,6 @@ def test_tiny_model_overfits_a_handful_of_slices(tmp_path):
     s = train(cfg_val_same, progress=False)
     # validation uses seed + 1000, so evaluate on the training slices explicitly too
     from lightseg.data.dataset import build_dataset
-
     from lightseg.train import _stack, evaluate_arrays
 
     ck = load_checkpoint(tmp_path / "run" / "last")
