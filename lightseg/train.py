@@ -52,6 +52,7 @@ class TrainConfig:
     val_every: int = 250
     amp: bool = False
     threads: int | None = None
+    init: str | None = None  # start from this checkpoint's weights (fine-tuning)
     model_overrides: dict = field(default_factory=dict)
 
 
@@ -153,7 +154,11 @@ def _load_state(path: Path, opt, sched) -> tuple[int, float]:
 
 
 def _provenance(cfg: TrainConfig, seconds: float, device: str) -> dict:
+    init = {}
+    if cfg.init:  # the run this one fine-tunes, so the whole chain stays on record
+        init = {"init_from": {"path": cfg.init, **load_checkpoint(cfg.init).meta}}
     return {
+        **init,
         "command": " ".join(["lightseg", *sys.argv[1:]]) if sys.argv else "",
         "train_config": asdict(cfg),
         "data": (
@@ -191,8 +196,8 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     pre = Preprocessing(size=cfg.size)
     out = Path(cfg.out)
     model = create_model(cfg.model, **cfg.model_overrides)
-    if resume:
-        ck = load_checkpoint(out / "last")
+    if resume or cfg.init:
+        ck = load_checkpoint(out / "last" if resume else cfg.init)
         model.load_state_dict(ck.model.state_dict())
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)

@@ -32,6 +32,8 @@ def train_cmd(
     amp: bool = typer.Option(False, help="Mixed precision (bf16 on CPU, fp16 on CUDA)."),
     threads: int = typer.Option(0, help="Torch threads (0 = torch's default)."),
     base: int = typer.Option(0, help="Override the base width (tiny models for tests)."),
+    init: str | None = typer.Option(None, help="Start from this checkpoint's weights."),
+    warmup: int = typer.Option(50, help="Linear warm-up steps before the cosine decay."),
     resume: bool = typer.Option(
         False, help="Continue OUT/last (its saved settings; only --steps may change)."
     ),
@@ -46,7 +48,8 @@ def train_cmd(
     cfg = TrainConfig(
         model=model, data=data, out=str(out), size=size, crop=crop or None, steps=steps,
         batch=batch, lr=lr, seed=seed, train_n=train_n, val_n=val_n, val_every=val_every,
-        amp=amp, threads=threads or None, model_overrides={"base": base} if base else {},
+        amp=amp, threads=threads or None, init=init, warmup=warmup,
+        model_overrides={"base": base} if base else {},
     )  # fmt: skip
     s = train(cfg, resume=resume)
     console.print(
