@@ -138,25 +138,20 @@ def import_checkpoint_cmd(
 
 
 def register_core(app: typer.Typer) -> None:
-    """Attach every command to the app (one line per area)."""
-    app.command("profile")(profile_cmd)
-    app.command("import-checkpoint")(import_checkpoint_cmd)
+    """Attach every command to the app, in the order of the workflow."""
     from lightseg.benchmarks.cli import register as register_benchmarks  # parity, bench
-
-    register_benchmarks(app)
+    from lightseg.benchmarks.webdemo import serve_demo_cmd
+    from lightseg.data.cli import app as data_app
+    from lightseg.demo import demo_cmd
+    from lightseg.export.cli import register as register_export  # export, doctor
     from lightseg.train_cli import eval_cmd, train_cmd
 
+    app.command("demo")(demo_cmd)
+    app.command("profile")(profile_cmd)
+    app.command("import-checkpoint")(import_checkpoint_cmd)
+    app.add_typer(data_app, name="data")
     app.command("train")(train_cmd)
     app.command("eval")(eval_cmd)
-    from lightseg.demo import demo_cmd
-
-    app.command("demo")(demo_cmd)
-    from lightseg.benchmarks.webdemo import serve_demo_cmd
-
-    app.command("serve-demo")(serve_demo_cmd)
-    from lightseg.export.cli import register as register_export  # export, doctor
-
     register_export(app)
-    from lightseg.data.cli import app as data_app
-
-    app.add_typer(data_app, name="data")
+    register_benchmarks(app)
+    app.command("serve-demo")(serve_demo_cmd)
