@@ -72,7 +72,9 @@ def run(
         rows[name] = {"train_seconds": s["seconds"], "params": prof["params"],
                       "gmacs": prof["conv_gmacs"]}  # fmt: skip
     ck = load_checkpoint(ckpts["lightunet"])
-    ds = build_dataset("synth", ck.preprocessing, eval_n, seed + 777, lesion_fraction=0.75)
+    ds = build_dataset(
+        "synth", ck.preprocessing, eval_n, seed + 777, lesion_fraction=0.75, per_volume=2
+    )
     x, y = _stack(ds, eval_n)
     for name in MODELS:
         summary, cases = evaluate_arrays(load_checkpoint(ckpts[name]).model, x, y)

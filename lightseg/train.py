@@ -205,7 +205,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     step, best = _load_state(out / "last", opt, sched) if resume else (0, -1.0)
 
     train_ds = build_dataset(cfg.data, pre, cfg.train_n, cfg.seed, augment=True, crop=cfg.crop)
-    val_ds = build_dataset(cfg.data, pre, cfg.val_n, cfg.seed + 1000, augment=False)
+    val_ds = build_dataset(cfg.data, pre, cfg.val_n, cfg.seed + 1000, per_volume=2)
     val_x, val_y = _stack(val_ds, min(cfg.val_n, len(val_ds)))
     rng = np.random.default_rng([cfg.seed, step])  # a resumed run draws new batches
     history: list[dict] = []

@@ -76,7 +76,9 @@ def eval_cmd(
     if n < 1:
         raise LightsegError("--n must be positive")
     ck = load_checkpoint(checkpoint)
-    ds = build_dataset(data, ck.preprocessing, n, seed, lesion_fraction=lesion_fraction)
+    ds = build_dataset(
+        data, ck.preprocessing, n, seed, lesion_fraction=lesion_fraction, per_volume=2
+    )
     x, y = _stack(ds, min(n, len(ds)))
     summary, cases = evaluate_arrays(ck.model, x, y)
     t = Table(title=f"eval {ck.path} on {data} (n={len(cases)}, seed={seed})")

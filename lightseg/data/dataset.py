@@ -6,7 +6,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lightseg.data.phantom import synth_slices
+from lightseg.data.phantom import PhantomConfig, synth_slices
 from lightseg.data.preprocessing import Preprocessing
 from lightseg.errors import LightsegError
 
@@ -111,12 +111,15 @@ def build_dataset(
     augment: bool = False,
     lesion_fraction: float = 0.7,
     crop: int | None = None,
+    per_volume: int = 16,
 ):
     """Dataset of (image float32 C x H x W, mask int64 H x W) items.
 
     ``source`` is "synth" (``n`` phantom slices, ``lesion_fraction`` of them with a lesion) or a
     dataset folder read by ``lightseg.data.readers.read_folder`` (n <= 0 takes every slice).
     ``crop`` gives random crop x crop windows biased to contain the lesion (fast CPU training).
+    ``per_volume``: at most this many phantom slices per 3D patient volume (16 is fast for
+    training; use 2 for validation and evaluation sets that span many patients).
     Returns a torch-compatible map-style dataset.
     """
     if not 0.0 <= lesion_fraction <= 1.0:
@@ -125,8 +128,9 @@ def build_dataset(
         if n < 1:
             raise LightsegError(f"data: n must be >= 1 for synthetic data, got {n}")
         n_les = int(round(n * lesion_fraction))
-        slices = synth_slices(n_les, seed, size=pre.size, lesion=True)
-        slices += synth_slices(n - n_les, seed + 1_000_003, size=pre.size, lesion=False)
+        cfg = PhantomConfig(slices_per_volume=per_volume)
+        slices = synth_slices(n_les, seed, size=pre.size, lesion=True, config=cfg)
+        slices += synth_slices(n - n_les, seed + 1_000_003, size=pre.size, lesion=False, config=cfg)
         pairs = [(s.hu, s.mask) for s in slices]
     else:
         pairs = _folder_pairs(Path(source), n, seed, lesion_fraction)
