@@ -18,10 +18,9 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
+from lightseg.errors import GateFailed
 from lightseg.export.context import ExportContext, artifact, atomic_path, timer
 from lightseg.export.manifest import Manifest
-
-from lightseg.errors import GateFailed
 
 PARITY_N = 8  # phantom slices with lesions for the parity gate
 RUNS = 20  # timed runs per candidate (interleaved rounds)
@@ -34,9 +33,10 @@ def quantize_excluding(src: Path, dst: Path, calib, method: str, ops: tuple, las
     Returns the excluded node names. Same settings as :func:`quantize.quantize_int8`.
     """
     import onnx
-    from lightseg.export.quantize import _Reader
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
     from onnxruntime.quantization.shape_inference import quant_pre_process
+
+    from lightseg.export.quantize import _Reader
 
     cm = {
         "minmax": CalibrationMethod.MinMax,
@@ -170,7 +170,9 @@ def evaluate(folder: Path, threads: int = 2, runs: int = RUNS, n: int = PARITY_N
     from lightseg.benchmarks.harness import run_parity
     from lightseg.benchmarks.latency import run_bench
 
-    verdicts = {v.name: v for v in run_parity(folder, "synth", n=n, threads=threads).verdicts}
+    par = run_parity(folder, "synth", n=n, threads=threads)
+    verdicts = {v.name: v for v in par.verdicts}
+    lesion_px = int((par.reference.argmax(1) > 0).sum())
     bench = run_bench(folder, threads=threads, runs=runs, warmup=WARMUP, peak=False)
     rows = []
     for b in bench["backends"]:
@@ -208,6 +210,7 @@ def evaluate(folder: Path, threads: int = 2, runs: int = RUNS, n: int = PARITY_N
             "speedup_vs_pytorch": 1.0,
             "passed": None,
             "parity": "reference",
+            "lesion_pixels": lesion_px,
         }
     )
     return rows
@@ -293,12 +296,19 @@ def pick(ctx: ExportContext, ckpt, keep: set[str], threads: int = 2, say=print) 
     }
     _remove_unkept(ctx, keep | {best["name"]})
     say(f"x86-auto: chose {best['name']} (p50 {best['p50_ms']:.2f} ms)")
+    lesion_px = rows[-1]["lesion_pixels"]
+    if lesion_px == 0:
+        say(
+            "x86-auto: WARNING the fp32 reference predicts no lesion on the parity slices: "
+            "mask Dice is trivially 1 (is the checkpoint trained?)"
+        )
     return {
         "chosen": best["name"],
         "rule": "lowest p50 latency among candidates that pass the parity gate",
         "threads": threads,
         "runs": RUNS,
         "parity_inputs": f"phantom slices with lesions (n={PARITY_N})",
+        "reference_lesion_pixels": lesion_px,
         "tolerances": "benchmarks/tolerances.toml",
         "candidates": rows,
     }

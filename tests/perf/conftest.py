@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 import torch
-from lightseg.benchmarks.inputs import _discs
 
+from lightseg.benchmarks.inputs import _discs
 from lightseg.checkpoint import save_checkpoint
 from lightseg.data.preprocessing import Preprocessing
 from lightseg.models import create_model

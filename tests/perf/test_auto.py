@@ -6,11 +6,12 @@ import json
 
 import numpy as np
 import onnx
+from onnx import TensorProto, helper
+
 from lightseg.export import auto
 from lightseg.export.context import artifact
 from lightseg.export.onnx import save
 from lightseg.export.targets import export
-from onnx import TensorProto, helper
 
 
 def _zeros_candidate(ctx) -> str:
@@ -55,6 +56,7 @@ def test_auto_pick_rejects_broken_and_records_evidence(tiny_checkpoint, tmp_path
     m = export(tiny_checkpoint, "x86-auto", out, progress=lines.append)
 
     pick = m.extra["auto_pick"]
+    assert pick["reference_lesion_pixels"] > 0  # Dice below is not trivially 1
     rows = {r["name"]: r for r in pick["candidates"]}
     broken = rows["onnx-broken"]
     assert broken["parity"] == "fail" and broken["passed"] is False

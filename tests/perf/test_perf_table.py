@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import pytest
+
 from lightseg.benchmarks import perf
 
 
@@ -33,7 +34,7 @@ BENCH = {
         _b("unet-onnx-int8", "onnxruntime", "int8", 240.0, size=700),
     ]
 }
-PEAKS = {"fp32": 100.0, "bf16": 800.0, "int8": 400.0}
+PEAKS = {"fp32": 250.0, "bf16": 800.0, "int8": 400.0}
 GFLOP = {"lightunet": 38.38, "unet": 96.0}
 VERDICTS = {
     "onnx-fp32": {"status": "pass", "metrics": {"dice_ref_mean": 1.0, "dice_ref_min": 1.0}},
@@ -46,7 +47,7 @@ def test_rows_numbers():
     t = {r["name"]: r for r in perf.rows(BENCH, VERDICTS, PEAKS, GFLOP)}
     r = t["onnx-fp32"]
     assert r["effective_gflops"] == pytest.approx(38.38 / 0.2)  # 191.9 GFLOP/s
-    assert r["pct_of_peak"] == pytest.approx(191.9)  # of the fp32 peak (100)
+    assert r["pct_of_peak"] == pytest.approx(100 * 191.9 / 250.0)  # of the fp32 peak
     assert r["speedup_vs_eager_fp32"] == pytest.approx(2.0)
     assert r["light_vs_unet"] == pytest.approx(2.5)
     assert r["dice_vs_fp32_mean"] == 1.0 and r["parity"] == "pass"
@@ -91,3 +92,15 @@ def test_helpers():
     assert perf.effective_gflops(38.38, None) is None
     assert perf.pct_of_peak(100.0, 200.0) == 50.0
     assert perf.pct_of_peak(100.0, None) is None
+
+
+def test_targets_refuse_trivial_dice_and_a_peak_below_the_model():
+    table = perf.rows(BENCH, VERDICTS, PEAKS, GFLOP)
+    got = perf.targets(table, lesion_pixels=[0, 0])
+    best = got["best_speedup_ge_4x_with_dice_ge_0.99"]
+    assert not best["met"] and "trivial" in best["note"]
+    low_peaks = {"fp32": 250.0, "bf16": 800.0, "int8": 100.0}  # int8 model beats its "peak"
+    got = perf.targets(perf.rows(BENCH, VERDICTS, low_peaks, GFLOP), lesion_pixels=[5])
+    assert got["best_speedup_ge_4x_with_dice_ge_0.99"]["met"]
+    assert not got["best_low_precision_pct_of_its_peak_ge_50"]["met"]
+    assert "peak" in got["fp32_backend_pct_of_fp32_peak_ge_70"]["note"]
