@@ -392,8 +392,9 @@ def markdown(doc: dict) -> str:
 
 
 def run(args: argparse.Namespace, say=print) -> dict:
-    from lightseg.benchmarks.harness import machine, run_parity
+    from lightseg.benchmarks.harness import machine
     from lightseg.benchmarks.latency import _model_gmacs, run_bench
+    from lightseg.export.auto import fresh_parity
     from lightseg.export.manifest import atomic_write_text
 
     os.environ[PLUGIN_ENV] = ",".join(filter(None, [os.environ.get(PLUGIN_ENV), PLUGINS]))
@@ -414,7 +415,7 @@ def run(args: argparse.Namespace, say=print) -> dict:
         ]
         light_names = [n for n in light_names if not n.startswith(BASE)]
         say(f"parity: {len(light_names)} lightweight artifacts on {args.n} phantom slices ...")
-        par = run_parity(folder, "synth", n=args.n, backends=light_names, threads=args.threads)
+        par = fresh_parity(folder, args.n, args.threads, light_names)
         verdicts = {v.name: v.to_dict() for v in par.verdicts}
         lesion_px = [int(v) for v in (par.reference.argmax(1) > 0).sum((1, 2))]
         size = light.preprocessing["size"]

@@ -165,12 +165,28 @@ def _candidate_manifest(ctx: ExportContext, ckpt, names: list[str], folder: Path
     ).save(folder)
 
 
+def fresh_parity(folder, n: int, threads: int, backends: list[str] | None = None):
+    """``run_parity`` in a fresh (spawned) process.
+
+    Measured: after the export steps of a full run, the in-process PyTorch reference of a real
+    checkpoint came out without any lesion (every Dice trivially 1), while a fresh process gave
+    the right masks; the parity gate therefore never runs in the exporting process.
+    """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from lightseg.benchmarks.harness import run_parity
+
+    ctx = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(1, mp_context=ctx) as pool:
+        return pool.submit(run_parity, str(folder), "synth", n, backends, threads=threads).result()
+
+
 def evaluate(folder: Path, threads: int = 2, runs: int = RUNS, n: int = PARITY_N) -> list[dict]:
     """Parity verdict and interleaved latency of every artifact in ``folder``'s manifest."""
-    from lightseg.benchmarks.harness import run_parity
     from lightseg.benchmarks.latency import run_bench
 
-    par = run_parity(folder, "synth", n=n, threads=threads)
+    par = fresh_parity(folder, n, threads)
     verdicts = {v.name: v for v in par.verdicts}
     lesion_px = int((par.reference.argmax(1) > 0).sum())
     bench = run_bench(folder, threads=threads, runs=runs, warmup=WARMUP, peak=False)
