@@ -25,6 +25,7 @@ from lightseg.export.manifest import Manifest
 PARITY_N = 8  # phantom slices with lesions for the parity gate
 RUNS = 20  # timed runs per candidate (interleaved rounds)
 WARMUP = 3
+MIN_DICE_VS_FP32 = 0.99  # issue target for the picked artifact, on top of its precision's gate
 
 
 def quantize_excluding(src: Path, dst: Path, calib, method: str, ops: tuple, last: bool, cache):
@@ -196,7 +197,8 @@ def evaluate(folder: Path, threads: int = 2, runs: int = RUNS, n: int = PARITY_N
             continue
         v = verdicts[b["name"]]
         m = v.metrics
-        ok = v.status == "pass" and b["status"] == "ok"
+        dice_ok = (m.get("dice_ref_mean") or 0.0) >= MIN_DICE_VS_FP32
+        ok = v.status == "pass" and b["status"] == "ok" and dice_ok
         rows.append(
             {
                 "name": b["name"],
@@ -212,7 +214,13 @@ def evaluate(folder: Path, threads: int = 2, runs: int = RUNS, n: int = PARITY_N
                 "prob_abs_max": m.get("prob_abs_max"),
                 "prob_abs_p99": m.get("prob_abs_p99"),
                 "passed": ok,
-                "reason": v.reason() if v.status != "pass" else b.get("message", ""),
+                "reason": (
+                    v.reason()
+                    if v.status != "pass"
+                    else b.get("message", "")
+                    if dice_ok
+                    else f"mean Dice vs fp32 {m.get('dice_ref_mean', 0):.4f} < {MIN_DICE_VS_FP32}"
+                ),
             }
         )
     ref = next(b for b in bench["backends"] if b["name"] == "pytorch-reference")
@@ -320,7 +328,8 @@ def pick(ctx: ExportContext, ckpt, keep: set[str], threads: int = 2, say=print) 
         )
     return {
         "chosen": best["name"],
-        "rule": "lowest p50 latency among candidates that pass the parity gate",
+        "rule": "lowest p50 latency among candidates that pass the parity gate and keep mean mask "
+        f"Dice >= {MIN_DICE_VS_FP32} vs the fp32 reference",
         "threads": threads,
         "runs": RUNS,
         "parity_inputs": f"phantom slices with lesions (n={PARITY_N})",
