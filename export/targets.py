@@ -18,10 +18,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 import numpy as np
-from lightseg.export.context import CALIBRATION_METHODS, MIN_OPSET, ExportContext, timer
-from lightseg.export.manifest import MANIFEST, Manifest
 
 from lightseg.errors import BackendUnavailable, LightsegError
+from lightseg.export.context import CALIBRATION_METHODS, MIN_OPSET, ExportContext, timer
+from lightseg.export.manifest import MANIFEST, Manifest
 
 
 @dataclass(frozen=True)
@@ -243,10 +243,9 @@ def export(
     Returns the written :class:`Manifest`. Defaults: opset 17, minmax calibration on 16
     phantom slices with lesions, verification on 4 other slices.
     """
+    from lightseg.checkpoint import load_checkpoint
     from lightseg.export.onnx import check_opset
     from lightseg.export.verify import torch_reference, verification_inputs
-
-    from lightseg.checkpoint import load_checkpoint
 
     say = progress or (lambda _: None)
     names, is_all = resolve_targets(targets)
