@@ -7,7 +7,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
-from conftest import artifact, write_manifest
+from bench_data import artifact, write_manifest
 
 from lightseg.cli import main
 
@@ -33,7 +33,7 @@ def test_parity_passes_and_writes_reports(good_dir, tmp_path):
     assert doc["schema_version"] == 1 and doc["passed"] is True
     (b,) = doc["backends"]
     assert b["status"] == "pass" and b["metrics"]["prob_abs_max"] < 1e-4
-    assert b["metrics"]["gt_dice_ref"] > 0.5  # the tiny model really segments lesions
+    assert b["metrics"]["gt_dice_ref"] > 0.3  # the tiny model really segments lesions (not empty)
     assert "| onnx-fp32 | onnxruntime | fp32 | **pass**" in Path(f"{out}.md").read_text()
     html = Path(f"{out}.html").read_text()
     assert html.count("data:image/png;base64,") >= 2

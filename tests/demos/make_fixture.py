@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from conftest import FIXTURE, PRE, SIZE, synthetic_slice
+from demo_data import FIXTURE, PRE, SIZE, synthetic_slice
 
 from lightseg.checkpoint import save_checkpoint
 from lightseg.models import create_model

@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import PRE, SIZE, synthetic_slice
+from demo_data import PRE, SIZE, synthetic_slice
 from java_harness import missing, run_junit
 
 from lightseg.benchmarks.demo_overlay import overlay_argb

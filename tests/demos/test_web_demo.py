@@ -122,7 +122,7 @@ def test_page_matches_python_onnxruntime(browser, tiny_export, artifact):
 @needs_browser
 def test_page_preprocesses_a_user_slice_like_python(browser, tiny_export, tmp_path):
     """A 48 x 80 slice (padded in height, cropped in width) handed to the page as HU."""
-    from conftest import PRE, synthetic_slice
+    from demo_data import PRE, synthetic_slice
 
     hu, _ = synthetic_slice(48, 80, seed=5)
     x, ref = _reference(tiny_export, "model.onnx", hu, PRE)
