@@ -19,7 +19,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from lightseg.errors import GateFailed
-from lightseg.export.context import ExportContext, artifact, atomic_path, timer
+from lightseg.export.context import ExportContext, artifact, timer
 from lightseg.export.manifest import Manifest
 
 PARITY_N = 8  # phantom slices with lesions for the parity gate
@@ -28,58 +28,18 @@ WARMUP = 3
 MIN_DICE_VS_FP32 = 0.99  # issue target for the picked artifact, on top of its precision's gate
 
 
-def quantize_excluding(src: Path, dst: Path, calib, method: str, ops: tuple, last: bool, cache):
-    """U8S8 per-channel static QDQ of ``src`` with nodes of ``ops`` (and the last conv) in float.
-
-    Returns the excluded node names. Same settings as :func:`quantize.quantize_int8`.
-    """
-    import onnx
-    from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
-    from onnxruntime.quantization.shape_inference import quant_pre_process
-
-    from lightseg.export.quantize import _Reader
-
-    cm = {
-        "minmax": CalibrationMethod.MinMax,
-        "entropy": CalibrationMethod.Entropy,
-        "percentile": CalibrationMethod.Percentile,
-    }[method]
-    with tempfile.TemporaryDirectory(prefix=".quant.", dir=dst.parent) as tmp:
-        prep = Path(tmp) / "prep.onnx"
-        quant_pre_process(str(src), str(prep), skip_symbolic_shape=True)
-        graph = onnx.load(str(prep)).graph
-        exclude = [n.name for n in graph.node if n.op_type in ops]
-        if last:
-            outs = {o.name for o in graph.output}
-            exclude += [n.name for n in graph.node if n.op_type == "Conv" and outs & set(n.output)]
-        with atomic_path(dst) as out:
-            quantize_static(
-                str(prep),
-                str(out),
-                _Reader(calib),
-                quant_format=QuantFormat.QDQ,
-                activation_type=QuantType.QUInt8,
-                weight_type=QuantType.QInt8,
-                per_channel=True,
-                calibrate_method=cm,
-                nodes_to_exclude=exclude,
-                extra_options={"ActivationSymmetric": False, "WeightSymmetric": True},
-                calibration_cache_path=cache,
-            )
-    return exclude
-
-
 def _int8_variant(name: str, fname: str, ops: tuple, last: bool) -> Callable[[ExportContext], str]:
     def build(ctx: ExportContext) -> str:
-        from lightseg.export.quantize import _tools, calib_cache
+        from lightseg.export.quantize import _tools, calib_cache, quantize_int8
 
         calib = ctx.x if ctx.calib is None else ctx.calib
         with timer() as t:
             path = ctx.out / fname
             cache = calib_cache(ctx)
-            excl = quantize_excluding(
-                ctx.files["onnx-fp32"], path, calib, ctx.calibration, ops, last, cache
-            )
+            excl = quantize_int8(
+                ctx.files["onnx-fp32"], path, calib, ctx.calibration, cache=cache,
+                exclude_ops=ops, exclude_last_conv=last,
+            )  # fmt: skip
         artifact(
             ctx,
             name,

@@ -83,12 +83,16 @@ def quantize_int8(
     mode: str = "static",
     symmetric: bool = False,
     cache: Path | None = None,
-) -> None:
-    """Static QDQ int8 of ``src`` written to ``dst``.
+    exclude_ops: tuple[str, ...] = (),
+    exclude_last_conv: bool = False,
+) -> list[str]:
+    """Static QDQ int8 of ``src`` written to ``dst``; returns the node names left in float.
 
     Defaults to uint8 activations x int8 per-channel weights (fast on the ORT CPU EP);
     ``symmetric=True`` gives int8 activations with zero points 0, as TensorRT requires.
     ``cache``: a JSON file of calibration ranges, written on first use and reused after.
+    ``exclude_ops`` (op types) and ``exclude_last_conv`` (the conv producing the logits) stay
+    in float. Defaults to quantizing everything.
     """
     from onnxruntime.quantization import (
         CalibrationMethod,
@@ -112,6 +116,18 @@ def quantize_int8(
     with tempfile.TemporaryDirectory(prefix=".quant.", dir=dst.parent) as tmp:
         prep = Path(tmp) / "prep.onnx"
         quant_pre_process(str(src), str(prep), skip_symbolic_shape=True)
+        exclude: list[str] = []
+        if exclude_ops or exclude_last_conv:
+            import onnx
+
+            graph = onnx.load(str(prep)).graph
+            outs = {o.name for o in graph.output}
+            exclude = [
+                n.name
+                for n in graph.node
+                if n.op_type in exclude_ops
+                or (exclude_last_conv and n.op_type == "Conv" and outs & set(n.output))
+            ]
         with atomic_path(dst) as out:
             quantize_static(
                 str(prep),
@@ -122,9 +138,11 @@ def quantize_int8(
                 weight_type=QuantType.QInt8,
                 per_channel=True,
                 calibrate_method=cm,
+                nodes_to_exclude=exclude,
                 extra_options={"ActivationSymmetric": symmetric, "WeightSymmetric": True},
                 calibration_cache_path=cache,
             )
+    return exclude
 
 
 def build_int8(ctx: ExportContext) -> None:

@@ -11,6 +11,7 @@ from onnx import TensorProto, helper
 from lightseg.export import auto
 from lightseg.export.context import artifact
 from lightseg.export.onnx import save
+from lightseg.export.quantize import quantize_int8
 from lightseg.export.targets import export
 
 
@@ -99,7 +100,9 @@ def test_int8_variant_leaves_convtranspose_and_last_conv_in_float(tiny_checkpoin
     src = tmp_path / "e" / "model.onnx"
     dst = tmp_path / "v.onnx"
     x = np.random.default_rng(0).random((2, 3, 32, 32), dtype=np.float32)
-    excl = auto.quantize_excluding(src, dst, x, "minmax", ("ConvTranspose",), True, None)
+    excl = quantize_int8(
+        src, dst, x, "minmax", exclude_ops=("ConvTranspose",), exclude_last_conv=True
+    )
     g = onnx.load(str(dst)).graph
     convt = [n for n in g.node if n.op_type == "ConvTranspose"]
     assert convt and all(n.name in excl for n in convt)
