@@ -9,6 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from lightseg.data.preprocessing import Preprocessing
+from lightseg.metrics import dice
 
 #: Budgets per precision: max / p99 absolute probability error and the minimum mean lesion Dice
 #: of the artifact's masks against the fp32 PyTorch masks. int8 is judged on masks and p99 (its
@@ -62,12 +63,6 @@ def softmax(logits: np.ndarray) -> np.ndarray:
     z = logits - logits.max(axis=1, keepdims=True)
     e = np.exp(z)
     return e / e.sum(axis=1, keepdims=True)
-
-
-def dice(a: np.ndarray, b: np.ndarray) -> float:
-    """Dice of two boolean masks (both empty = 1)."""
-    s = int(a.sum()) + int(b.sum())
-    return 1.0 if s == 0 else 2.0 * int(np.logical_and(a, b).sum()) / s
 
 
 def compare(ref_logits: np.ndarray, logits: np.ndarray, precision: str) -> dict:
