@@ -11,7 +11,7 @@ from lightseg.errors import LightsegError
 
 
 def _discs(pre: Preprocessing, n: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """Bright discs on soft tissue (used only while lightseg.data.lesion_inputs is missing)."""
+    """Bright discs on soft tissue with their masks: easy data for tiny test models."""
     rng = np.random.default_rng(seed)
     s = pre.size
     yy, xx = np.mgrid[:s, :s]
@@ -32,11 +32,8 @@ def _discs(pre: Preprocessing, n: int, seed: int) -> tuple[np.ndarray, np.ndarra
 
 def synth(pre: Preprocessing, n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray, str]:
     """``n`` preprocessed phantom slices with lesions, their masks, and where they came from."""
-    try:
-        from lightseg.data import lesion_inputs
-    except ImportError:
-        x, m = _discs(pre, n, seed)
-        return x, m, f"synthetic discs (n={n}, seed={seed}; lightseg.data.lesion_inputs missing)"
+    from lightseg.data import lesion_inputs
+
     x, m = lesion_inputs(pre, n, seed)
     return np.ascontiguousarray(x, np.float32), np.asarray(m), f"phantom lesions (n={n})"
 

@@ -22,32 +22,11 @@ BUDGETS: dict[str, dict[str, float]] = {
 
 
 def verification_inputs(pre: Preprocessing, n: int = 4, seed: int = 0) -> tuple[np.ndarray, str]:
-    """``n`` preprocessed phantom slices with lesions (float32 N x C x S x S) and their source.
+    """``n`` preprocessed phantom slices with lesions (float32 N x C x S x S) and their source."""
+    from lightseg.data import lesion_inputs
 
-    Uses :func:`lightseg.data.lesion_inputs`; if that is not installed yet, falls back to
-    synthetic bright discs on a soft-tissue background and says so in the returned source.
-    """
-    try:
-        from lightseg.data import lesion_inputs
-    except ImportError:
-        return _disc_inputs(pre, n, seed), "synthetic discs (lightseg.data.lesion_inputs missing)"
     x, _ = lesion_inputs(pre, n, seed)
     return np.ascontiguousarray(x, dtype=np.float32), f"lightseg.data.lesion_inputs(n={n})"
-
-
-def _disc_inputs(pre: Preprocessing, n: int, seed: int) -> np.ndarray:
-    rng = np.random.default_rng(seed)
-    s = pre.size
-    yy, xx = np.mgrid[:s, :s]
-    out = []
-    for _ in range(n):
-        hu = rng.normal(-100.0, 30.0, (s, s))
-        for _ in range(int(rng.integers(1, 3))):
-            cy, cx = rng.uniform(0.25 * s, 0.75 * s, 2)
-            r = rng.uniform(0.06 * s, 0.15 * s)
-            hu[(yy - cy) ** 2 + (xx - cx) ** 2 < r * r] += 180.0
-        out.append(pre(hu))
-    return np.stack(out).astype(np.float32)
 
 
 def torch_reference(model, x: np.ndarray) -> np.ndarray:
