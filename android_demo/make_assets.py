@@ -33,8 +33,9 @@ def pick_artifact(manifest, name: str | None):
 def make_assets(export_dir: Path, out: Path = ASSETS, artifact: str | None = None, seed: int = 0):
     """Write the app's assets; returns demo.json's content."""
     import onnxruntime as ort
-    from lightseg.benchmarks.demo_overlay import overlay_rgb
-    from lightseg.export.manifest import atomic_write_text, load_manifest
+    from lightseg.data.overlay import overlay_rgb
+    from lightseg.artifact import load_manifest
+    from lightseg.fileio import atomic_write_text
     from PIL import Image
 
     from lightseg.data.phantom import synth_slices

@@ -42,7 +42,7 @@ def _progress(subject) -> None:
     console.print(f"[dim]running {subject.name} ({subject.backend}, {subject.precision})[/dim]")
 
 
-def _finish(run, json_out: Path | None, html: Path | None, md: Path | None) -> None:
+def finish_parity(run, json_out: Path | None, html: Path | None, md: Path | None) -> None:
     from lightseg.benchmarks import report
 
     table = Table(title=f"parity vs fp32 PyTorch on {run.meta['n']} images ({run.meta['data']})")
@@ -81,8 +81,10 @@ def _finish(run, json_out: Path | None, html: Path | None, md: Path | None) -> N
 @parity_app.command("run")
 def parity_run(
     artifact_dir: Path = DIR,
-    data: str = typer.Option("synth", "--data", help="synth (phantom lesions) or an .npz."),
-    n: int = typer.Option(8, "--n", help="Number of images."),
+    data: str = typer.Option(
+        "verification", "--data", help="An input set (verification = synth, evaluation) or an .npz."
+    ),
+    n: int | None = typer.Option(None, "--n", help="Number of images (default: the set's)."),
     json_out: Path | None = typer.Option(None, "--json", help="Write the JSON report."),
     html: Path | None = typer.Option(None, "--html", help="Write the HTML report."),
     md: Path | None = typer.Option(None, "--md", help="Write the Markdown summary."),
@@ -97,15 +99,17 @@ def parity_run(
     run = run_parity(
         artifact_dir, data, n, _split(backends), timeout, tolerances, threads, progress=_progress
     )
-    _finish(run, json_out, html, md)
+    finish_parity(run, json_out, html, md)
 
 
 @parity_app.command("pack")
 def parity_pack(
     artifact_dir: Path = DIR,
     out: Path = typer.Option(..., "--out", help="Pack folder to write for a device."),
-    n: int = typer.Option(8, "--n", help="Number of images."),
-    data: str = typer.Option("synth", "--data", help="synth or an .npz."),
+    n: int | None = typer.Option(None, "--n", help="Number of images (default: the set's)."),
+    data: str = typer.Option(
+        "verification", "--data", help="An input set (verification = synth, evaluation) or an .npz."
+    ),
     backends: str | None = typer.Option(None, "--backends", help="Artifacts to include."),
 ) -> None:
     """Write inputs + manifest + artifacts + device_script.py for a device run."""
@@ -127,7 +131,7 @@ def parity_compare(
     """Judge a device's outputs exactly like a local backend."""
     from lightseg.benchmarks.pack import compare_device
 
-    _finish(compare_device(pack, device_results, tolerances), json_out, html, md)
+    finish_parity(compare_device(pack, device_results, tolerances), json_out, html, md)
 
 
 def bench_cmd(

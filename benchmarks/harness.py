@@ -13,10 +13,11 @@ from pathlib import Path
 
 import numpy as np
 
-from lightseg.benchmarks.parity import Verdict, compare, load_tolerances
-from lightseg.benchmarks.procs import BackendDied, IsolatedBackend, LocalBackend
 from lightseg.data.preprocessing import Preprocessing
 from lightseg.errors import LightsegError
+from lightseg.judge.verdict import Verdict, compare, load_tolerances
+from lightseg.runtimes.base import RUNNERS
+from lightseg.runtimes.process import BackendDied, IsolatedBackend, LocalBackend
 
 
 @dataclass
@@ -80,7 +81,12 @@ def subjects_for(manifest, backends: list[str] | None, threads: int) -> list[Sub
             a.name,
             a.backend,
             a.precision,
-            {"kind": "artifact", "manifest": str(manifest.root), "artifact": a.name},
+            {
+                "kind": "artifact",
+                "manifest": str(manifest.root),
+                "artifact": a.name,
+                "runner": RUNNERS.get(a.backend),
+            },
             a.size_bytes,
         )
         for a in arts
@@ -160,8 +166,8 @@ def judge(
 
 def run_parity(
     artifact_dir: str | Path,
-    data: str = "synth",
-    n: int = 8,
+    data: str = "verification",
+    n: int | None = None,
     backends: list[str] | None = None,
     timeout: float = 300.0,
     tolerances: str | Path | None = None,
@@ -170,8 +176,8 @@ def run_parity(
     progress=None,
 ) -> ParityRun:
     """The parity run of an export folder (see ``lightseg parity --help``)."""
+    from lightseg.artifact import load_manifest
     from lightseg.benchmarks.inputs import load_inputs
-    from lightseg.export.manifest import load_manifest
 
     manifest = load_manifest(artifact_dir)
     tol = load_tolerances(tolerances)

@@ -75,7 +75,7 @@ def measure(runner, inputs: np.ndarray, warmup: int = 5, runs: int = 50) -> Late
     return stats.fill()
 
 
-def _model_gmacs(checkpoint: str, shape: tuple) -> float:
+def model_gmacs(checkpoint: str, shape: tuple) -> float:
     from lightseg.checkpoint import load_checkpoint
     from lightseg.profile import profile_model
 
@@ -97,11 +97,11 @@ def run_bench(
     """Benchmark the reference and every runnable artifact, interleaved; returns a JSON doc."""
     import tempfile
 
+    from lightseg.artifact import load_manifest
     from lightseg.benchmarks.harness import Subject, machine, reference_checkpoint, subjects_for
-    from lightseg.benchmarks.inputs import synth
-    from lightseg.benchmarks.procs import BackendDied, IsolatedBackend
     from lightseg.data.preprocessing import Preprocessing
-    from lightseg.export.manifest import load_manifest
+    from lightseg.data.sets import input_set
+    from lightseg.runtimes.process import BackendDied, IsolatedBackend
 
     manifest = load_manifest(artifact_dir)
     ck = reference_checkpoint(manifest)
@@ -110,7 +110,7 @@ def run_bench(
         *subjects_for(manifest, backends, threads),
     ]
     pre = Preprocessing.from_dict(manifest.preprocessing)
-    x = synth(pre, batch, seed=7)[0]
+    x = input_set("verification", pre, batch).x
     stats = {
         s.name: LatencyStats(s.name, s.backend, s.precision, size_bytes=s.size_bytes)
         for s in subjects
@@ -154,7 +154,7 @@ def run_bench(
         raise LightsegError(f"the PyTorch reference failed: {stats['pytorch-reference'].message}")
     rows = [s.fill() for s in stats.values()]
     ref_p50 = stats["pytorch-reference"].p50
-    gmacs = _model_gmacs(ck, (pre.channels, pre.size, pre.size)) * batch
+    gmacs = model_gmacs(ck, (pre.channels, pre.size, pre.size)) * batch
     doc = {
         "schema_version": SCHEMA_VERSION,
         "kind": "lightseg-latency",
@@ -226,6 +226,6 @@ def table(doc: dict):
 
 
 def write_json(doc: dict, path: Path) -> None:
-    from lightseg.export.manifest import atomic_write_text
+    from lightseg.fileio import atomic_write_text
 
     atomic_write_text(path, json.dumps(doc, indent=2) + "\n")

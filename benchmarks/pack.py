@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import shutil
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
 from lightseg.errors import LightsegError
-from lightseg.export.manifest import atomic_write_text
+from lightseg.fileio import atomic_write_text
 
 SCHEMA_VERSION = 1
 KIND = "lightseg-parity-pack"
@@ -39,6 +40,16 @@ class Pack:
     def output_shape(self) -> list[int]:
         return self.doc["output"]["shape"]
 
+    def precision_of_results(self, results_dir) -> str:
+        """The precision of the packed artifact a device's timings.json names."""
+        from lightseg.runtimes.device import TIMINGS
+
+        try:
+            art = json.loads((Path(results_dir) / TIMINGS).read_text()).get("artifact", "")
+        except (OSError, ValueError, AttributeError):
+            return "fp32"  # the runner reports the unreadable file when it opens
+        return next((a["precision"] for a in self.artifacts if a["name"] == art), "fp32")
+
     def inputs(self) -> np.ndarray:
         f = self.root / self.doc["input"]["file"]
         x = np.fromfile(f, dtype="<f4")
@@ -57,12 +68,12 @@ class Pack:
         )
 
 
-def write_pack(artifact_dir, out, n: int, data: str = "synth", backends=None) -> Path:
+def write_pack(artifact_dir, out, n: int | None, data: str = "verification", backends=None) -> Path:
     """Write a pack for the artifacts selected (all by default)."""
-    from lightseg.benchmarks.harness import subjects_for
+    from lightseg.artifact import confined, load_manifest
+    from lightseg.benchmarks.harness import reference_checkpoint, subjects_for
     from lightseg.benchmarks.inputs import load_inputs
     from lightseg.data.preprocessing import Preprocessing
-    from lightseg.export.manifest import load_manifest
 
     manifest = load_manifest(artifact_dir)
     chosen = {s.name for s in subjects_for(manifest, backends, 1)}  # verifies hashes
@@ -75,13 +86,13 @@ def write_pack(artifact_dir, out, n: int, data: str = "synth", backends=None) ->
     doc_manifest = manifest.to_dict()
     doc_manifest["artifacts"] = [a for a in doc_manifest["artifacts"] if a["name"] in chosen]
     # The reference checkpoint stays where the manifest says (resolved to an absolute path).
-    from lightseg.benchmarks.harness import reference_checkpoint
-
     ck = reference_checkpoint(manifest)
     doc_manifest["source"]["checkpoint"] = str(Path(ck).resolve()) if ck != "default" else ck
     for a in manifest.artifacts:
-        if a.name in chosen:
-            src, dst = manifest.path_of(a), out / a.path
+        if a.name not in chosen:
+            continue
+        for rel in [a.path, *a.files]:  # every file the artifact needs, each confined to out
+            src, dst = manifest.path_of(a, rel), confined(out, rel, a.name)
             dst.parent.mkdir(parents=True, exist_ok=True)
             (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)
     x.astype("<f4").tofile(out / "inputs.f32")
@@ -126,26 +137,32 @@ def read_pack(root) -> Pack:
 def compare_device(pack_dir, results_dir, tolerances=None):
     """Judge device results like a local backend (a ParityRun)."""
     from lightseg.benchmarks.harness import ParityRun, Subject, judge, machine, reference_logits
-    from lightseg.benchmarks.parity import load_tolerances
+    from lightseg.judge.verdict import load_tolerances
     from lightseg.runtimes.device import DeviceResultsRunner
 
     pack = read_pack(pack_dir)
     tol = load_tolerances(tolerances)
-    runner = DeviceResultsRunner(pack, results_dir)
-    runner.open()  # wrong sizes are bad input: exit 2 here, before any judging
     x, gt = pack.inputs(), pack.masks()
+    precision = pack.precision_of_results(results_dir)
+    runner = DeviceResultsRunner(results_dir, pack.output_shape, x, precision)
+    runner.open()  # wrong sizes are bad input: exit 2 here, before any judging
     src = pack.doc["manifest"]["source"]
     ref, ref_info = reference_logits(
         src.get("checkpoint", "default"), x, 2, src.get("weights_sha256", "")
     )
     name = runner.info.get("artifact") or "device"
-    subject = Subject(
-        name,
-        runner.backend,
-        runner.precision,
-        {"kind": "device", "pack": str(pack_dir), "results": str(results_dir)},
-    )
-    verdicts, outputs = judge([subject], x, gt, ref, tol, timeout=120, threads=1, isolate=False)
+    with tempfile.TemporaryDirectory(prefix="lightseg-device-") as tmp:
+        x_path = str(Path(tmp) / "inputs.npy")
+        np.save(x_path, x)
+        msg = {
+            "kind": "device",
+            "results": str(results_dir),
+            "output_shape": pack.output_shape,
+            "inputs": x_path,
+            "precision": precision,
+        }
+        subject = Subject(name, runner.backend, runner.precision, msg)
+        verdicts, outputs = judge([subject], x, gt, ref, tol, 120, threads=1, isolate=False)
     verdicts[0].info |= {
         "device": runner.info["device"],
         "latency_ms": runner.timings.get("latency_ms"),

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lightseg.export.manifest import atomic_write_text
+from lightseg.fileio import atomic_write_text
 
 SCHEMA_VERSION = 1
 WORST = 3  # images shown per backend
@@ -97,7 +97,7 @@ def _worst_cases(run, v) -> str:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    from lightseg.benchmarks.metrics import softmax
+    from lightseg.judge.metrics import softmax
 
     y = run.outputs[v.name]
     ref_lab, cand_lab = softmax(run.reference).argmax(1), softmax(y).argmax(1)

@@ -67,7 +67,7 @@ class DemoServer:
     """The demo's HTTP server on 127.0.0.1 (``port`` 0 picks a free one); a context manager."""
 
     def __init__(self, artifact_dir, port: int = 0, ort_web=None, seed: int = 0) -> None:
-        from lightseg.export.manifest import load_manifest
+        from lightseg.artifact import load_manifest
 
         self.root = Path(artifact_dir)
         self.manifest = load_manifest(self.root)

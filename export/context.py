@@ -2,9 +2,6 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -12,8 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
+from lightseg.artifact import Artifact, TensorSpec
 from lightseg.data.preprocessing import Preprocessing
-from lightseg.export.manifest import Artifact, TensorSpec, sha256_path, size_path
+from lightseg.data.sets import InputSet
+from lightseg.fileio import sha256_path, size_path
 
 MIN_OPSET = 17
 CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
@@ -27,17 +26,23 @@ class ExportContext:
     pre: Preprocessing
     classes: list[str]
     out: Path
-    x: np.ndarray  # verification inputs (N x C x S x S float32)
-    ref: np.ndarray  # fp32 PyTorch logits on x
-    inputs_source: str
+    verify_set: InputSet  # every artifact is judged on it (the same set as lightseg parity)
+    ref: np.ndarray  # fp32 PyTorch logits on verify_set.x
+    calib: np.ndarray  # calibration inputs (preprocessed N x C x S x S float32)
+    calib_source: dict  # the named set's description, or the user's file
     source_sha256: str = ""
     opset: int = MIN_OPSET
     calibration: str = "minmax"
-    calib: np.ndarray | None = None  # calibration inputs (defaults to x)
+    threads: int = 2
     version: str = ""
     cache_dir: Path | None = None  # scratch space shared by steps (e.g. calibration ranges)
     files: dict[str, Path] = field(default_factory=dict)
     artifacts: dict[str, Artifact] = field(default_factory=dict)
+
+    @property
+    def x(self) -> np.ndarray:
+        """The verification inputs (also the example inputs of converters)."""
+        return self.verify_set.x
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -52,16 +57,22 @@ class ExportContext:
         }
 
 
-def artifact(ctx: ExportContext, name: str, path: Path, seconds: float, **kw) -> Artifact:
-    """An Artifact for ``path`` (inside ctx.out) with hash and size filled in; registered."""
+def artifact(
+    ctx: ExportContext, name: str, path: Path, seconds: float, files: list[Path] = (), **kw
+) -> Artifact:
+    """An Artifact for ``path`` (inside ctx.out) with hashes and size filled in; registered.
+
+    ``files``: the other files it needs to run (hashed too; the size counts them).
+    """
     kw.setdefault("inputs", ctx.io()["inputs"])
     kw.setdefault("outputs", ctx.io()["outputs"])
     a = Artifact(
         name=name,
         path=path.relative_to(ctx.out).as_posix(),
         sha256=sha256_path(path),
-        size_bytes=size_path(path),
+        size_bytes=size_path(path) + sum(size_path(f) for f in files),
         seconds=round(seconds, 3),
+        files={f.relative_to(ctx.out).as_posix(): sha256_path(f) for f in files},
         **kw,
     )
     ctx.artifacts[name] = a
@@ -73,18 +84,3 @@ def timer():
     """``with timer() as t: ...; t()`` -> seconds elapsed."""
     t0 = time.perf_counter()
     yield lambda: time.perf_counter() - t0
-
-
-@contextmanager
-def atomic_path(final: Path):
-    """Yield a temp path beside ``final`` (file or folder); rename it into place on success."""
-    final.parent.mkdir(parents=True, exist_ok=True)
-    tmpdir = Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-    tmp = tmpdir / final.name
-    try:
-        yield tmp
-        if final.is_dir():
-            shutil.rmtree(final)
-        os.replace(tmp, final)
-    finally:
-        shutil.rmtree(tmpdir, ignore_errors=True)

@@ -10,13 +10,12 @@ from __future__ import annotations
 import contextlib
 import io
 import json
-import platform
 import warnings
 from collections import Counter
 
 from lightseg.errors import BackendUnavailable
-from lightseg.export.context import ExportContext, artifact, atomic_path, timer
-from lightseg.export.verify import compare
+from lightseg.export.context import ExportContext, artifact, timer
+from lightseg.fileio import atomic_path
 
 #: MIL ops the lightweight U-Net is expected to lower to; Swish becomes mul/sigmoid/mul, or
 #: ``silu`` when coremltools sees beta == 1.
@@ -108,7 +107,7 @@ def inspect(ml) -> dict:
 
 def build(ctx: ExportContext, precision: str, weights: str = "none") -> None:
     """coreml/model-<precision>.mlpackage; spec checked; numeric check on macOS only."""
-    ct = _ct()
+    _ct()  # one clear error if coremltools is missing
     import coremltools
 
     suffix = "" if weights == "none" else f"-w{weights}"
@@ -127,20 +126,8 @@ def build(ctx: ExportContext, precision: str, weights: str = "none") -> None:
             missing.append("sigmoid+mul or silu")
         if missing:
             problems.append(f"expected MIL ops missing: {missing}")
-        v: dict = {
-            "spec": info,
-            "spec_check": ("failed: " + "; ".join(problems)) if problems else "passed",
-        }
-        if platform.system() == "Darwin":
-            loaded = ct.models.MLModel(str(path))
-            out = [loaded.predict({"image": ctx.x[i : i + 1]})["logits"] for i in range(len(ctx.x))]
-            import numpy as np
-
-            v.update(compare(ctx.ref, np.concatenate(out), precision))
-            v["inputs"] = ctx.inputs_source
-        else:
-            v["status"] = "failed" if problems else "skipped"
-            v["reason"] = "numeric check needs macOS; spec checked on Linux"
+    # A failed static check is the verdict; otherwise the runner judges it (macOS only).
+    failed = {"status": "fail", "reason": "spec check: " + "; ".join(problems)}
     artifact(
         ctx,
         name,
@@ -157,6 +144,8 @@ def build(ctx: ExportContext, precision: str, weights: str = "none") -> None:
             "io_dtype": "float32",
             "weights": weights,
             "source": "torch.jit.trace",
+            "spec": info,
+            "spec_check": "failed" if problems else "passed",
         },
-        verification=v,
+        verification=failed if problems else {},
     )

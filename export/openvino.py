@@ -1,22 +1,19 @@
 """OpenVINO IR (``.xml`` + ``.bin``) from the fp32 and int8 (QDQ) ONNX models.
 
 ``save_model`` compresses weights to fp16 by default: fp32 IR is saved with
-``compress_to_fp16=False``. Verification pins ``INFERENCE_PRECISION_HINT=f32`` (on AMX CPUs
-OpenVINO otherwise runs bf16 silently).
+``compress_to_fp16=False``. The ``.bin`` weights are a companion file of the artifact: hashed
+in the manifest and checked by every consumer.
 """
 
 from __future__ import annotations
 
+import copy
 import os
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from lightseg.errors import BackendUnavailable
 from lightseg.export.context import ExportContext, artifact, timer
-from lightseg.export.manifest import sha256_path
-from lightseg.export.verify import compare
 
 INSTALL = "OpenVINO export needs: pip install 'lightseg[openvino]'"
 
@@ -29,18 +26,8 @@ def _ov():
     return ov
 
 
-def run(xml, x: np.ndarray) -> np.ndarray:
-    """Infer with the CPU plugin, f32 pinned, 1 stream."""
-    ov = _ov()
-    core = ov.Core()
-    compiled = core.compile_model(
-        str(xml), "CPU", {"INFERENCE_PRECISION_HINT": "f32", "NUM_STREAMS": "1"}
-    )
-    return np.asarray(compiled({"image": x})["logits"], dtype=np.float32)
-
-
 def build(ctx: ExportContext, precision: str) -> None:
-    """openvino/model-<precision>.xml (+ .bin), verified against PyTorch."""
+    """openvino/model-<precision>.xml + .bin."""
     ov = _ov()
     src = ctx.files["onnx-fp32" if precision == "fp32" else "onnx-int8"]
     folder = ctx.out / "openvino"
@@ -52,8 +39,7 @@ def build(ctx: ExportContext, precision: str) -> None:
             ov.save_model(model, str(Path(tmp) / xml.name), compress_to_fp16=False)
             os.replace(Path(tmp) / xml.with_suffix(".bin").name, xml.with_suffix(".bin"))
             os.replace(Path(tmp) / xml.name, xml)  # the .xml last: it names a complete pair
-        v = compare(ctx.ref, run(xml, ctx.x), precision)
-    a = artifact(
+    artifact(
         ctx,
         f"openvino-{precision}",
         xml,
@@ -65,11 +51,20 @@ def build(ctx: ExportContext, precision: str) -> None:
         options={
             "source": src.name,
             "compress_to_fp16": False,
-            "weights": xml.with_suffix(".bin").name,
-            "weights_sha256": sha256_path(xml.with_suffix(".bin")),
-            "verified_with": {"INFERENCE_PRECISION_HINT": "f32"},
         },
-        verification={**v, "inputs": ctx.inputs_source},
+        files=[xml.with_suffix(".bin")],
         **ctx.io("batch"),
     )
-    a.size_bytes += xml.with_suffix(".bin").stat().st_size  # the pair, as shipped
+
+
+def build_bf16(ctx: ExportContext) -> None:
+    """openvino-bf16: the fp32 IR compiled with INFERENCE_PRECISION_HINT=bf16 (AMX/AVX512-BF16).
+
+    The same .xml/.bin files as openvino-fp32; the runner reads ``options.run_with``.
+    """
+    if "openvino-fp32" not in ctx.artifacts:
+        build(ctx, "fp32")
+    a = copy.deepcopy(ctx.artifacts["openvino-fp32"])
+    a.name, a.precision, a.targets, a.verification = "openvino-bf16", "bf16", [], {}
+    a.options["run_with"] = {"INFERENCE_PRECISION_HINT": "bf16"}
+    ctx.artifacts[a.name] = a

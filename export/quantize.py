@@ -16,8 +16,8 @@ import numpy as np
 
 from lightseg.errors import LightsegError
 from lightseg.export import onnx as lonnx
-from lightseg.export.context import CALIBRATION_METHODS, ExportContext, artifact, atomic_path, timer
-from lightseg.export.verify import compare
+from lightseg.export.context import CALIBRATION_METHODS, ExportContext, artifact, timer
+from lightseg.fileio import atomic_path
 
 DYNAMIC_REFUSAL = (
     "dynamic int8 quantization is refused: on this CNN it becomes ConvInteger, measured 2-7x "
@@ -32,7 +32,7 @@ def _tools() -> dict:
 
 
 def build_fp16(ctx: ExportContext) -> None:
-    """model-fp16.onnx (dynamic batch, fp32 I/O) from model.onnx, verified on the CPU EP."""
+    """model-fp16.onnx (dynamic batch, fp32 I/O) from model.onnx."""
     import onnx
     import onnxconverter_common
     from onnxconverter_common import float16
@@ -41,7 +41,6 @@ def build_fp16(ctx: ExportContext) -> None:
         src = onnx.load(ctx.files["onnx-fp32"])
         m16 = float16.convert_float_to_float16(src, keep_io_types=True)
         lonnx.check(m16)
-        v = compare(ctx.ref, lonnx.run(m16.SerializeToString(), ctx.x), "fp16")
         path = ctx.out / "model-fp16.onnx"
         lonnx.save(m16, path)
     ctx.files["onnx-fp16"] = path
@@ -55,7 +54,6 @@ def build_fp16(ctx: ExportContext) -> None:
         format="onnx",
         tools={**_tools(), "onnxconverter_common": onnxconverter_common.__version__},
         options={"keep_io_types": True, "opset": ctx.opset, "dynamic_batch": True},
-        verification={**v, "inputs": ctx.inputs_source},
         **ctx.io("batch"),
     )
 
@@ -146,15 +144,14 @@ def quantize_int8(
 
 
 def build_int8(ctx: ExportContext) -> None:
-    """model-int8.onnx (dynamic batch) and model-int8-fixed.onnx (batch 1), verified."""
+    """model-int8.onnx (dynamic batch) and model-int8-fixed.onnx (batch 1)."""
     import onnx
     from onnxruntime.tools.onnx_model_utils import fix_output_shapes, make_dim_param_fixed
 
-    calib = ctx.x if ctx.calib is None else ctx.calib
+    calib = ctx.calib
     with timer() as t:
         path = ctx.out / "model-int8.onnx"
         quantize_int8(ctx.files["onnx-fp32"], path, calib, ctx.calibration, cache=calib_cache(ctx))
-        v = compare(ctx.ref, lonnx.run(path, ctx.x), "int8")
     ctx.files["onnx-int8"] = path
     options = {
         "format": "QDQ",
@@ -164,7 +161,6 @@ def build_int8(ctx: ExportContext) -> None:
         "calibration_images": len(calib),
         "dynamic_batch": True,
     }
-    verification = {**v, "inputs": ctx.inputs_source}
     common = dict(backend="onnxruntime", precision="int8", format="onnx", tools=_tools())
     artifact(
         ctx,
@@ -172,7 +168,6 @@ def build_int8(ctx: ExportContext) -> None:
         path,
         t(),
         options=options,
-        verification=verification,
         **common,
         **ctx.io("batch"),
     )
@@ -183,7 +178,6 @@ def build_int8(ctx: ExportContext) -> None:
         lonnx.check(m)
         fixed = ctx.out / "model-int8-fixed.onnx"
         lonnx.save(m, fixed)
-        vf = compare(ctx.ref, lonnx.run(fixed, ctx.x, batch_one=True), "int8")
     ctx.files["onnx-int8-fixed"] = fixed
     artifact(
         ctx,
@@ -191,6 +185,42 @@ def build_int8(ctx: ExportContext) -> None:
         fixed,
         t(),
         options={**options, "dynamic_batch": False},
-        verification={**vf, "inputs": ctx.inputs_source},
         **common,
     )
+
+
+#: x86 int8 variants: (artifact name, file, op types left in float, last conv left in float).
+INT8_VARIANTS = (
+    ("onnx-int8-convt-fp", "model-int8-convt-fp.onnx", ("ConvTranspose",), False),
+    ("onnx-int8-convt-last-fp", "model-int8-convt-last-fp.onnx", ("ConvTranspose",), True),
+)
+
+
+def build_int8_variants(ctx: ExportContext) -> None:
+    """int8 QDQ with ConvTranspose (and the last conv) left in float: x86 auto-pick candidates."""
+    for name, fname, ops, last in INT8_VARIANTS:
+        with timer() as t:
+            path = ctx.out / fname
+            excl = quantize_int8(
+                ctx.files["onnx-fp32"], path, ctx.calib, ctx.calibration,
+                cache=calib_cache(ctx), exclude_ops=ops, exclude_last_conv=last,
+            )  # fmt: skip
+        artifact(
+            ctx,
+            name,
+            path,
+            t(),
+            backend="onnxruntime",
+            precision="int8",
+            format="onnx",
+            tools=_tools(),
+            options={
+                "format": "QDQ",
+                "activations": "uint8",
+                "weights": "int8 per-channel",
+                "calibration": ctx.calibration,
+                "float_nodes": excl,
+                "dynamic_batch": True,
+            },
+            **ctx.io("batch"),
+        )

@@ -1,9 +1,12 @@
 """Named targets (recipes of export steps), ``export()`` and the doctor's view of this machine.
 
 ``export(checkpoint, targets, out)`` runs the steps the targets need (each once, in order),
-verifies every artifact against PyTorch on phantom slices with lesions, and writes
-``manifest.json`` last. A backend that is not installed: named targets fail with the install
-command (exit 2); with ``all`` those targets are reported as skipped, with the reason.
+verifies every new artifact through its runner and the judge on the named ``verification``
+input set (see :mod:`lightseg.export.verify`), and writes ``manifest.json`` last. ``x86-auto``
+builds its base artifacts here; choosing among candidates is a pipeline above export
+(:mod:`lightseg.pipeline.autopick`), run by the ``lightseg export`` command. A backend that is
+not installed: named targets fail with the install command (exit 2); with ``all`` those targets
+are reported as skipped, with the reason.
 """
 
 from __future__ import annotations
@@ -19,9 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from lightseg.artifact import MANIFEST, Manifest
+from lightseg.data.sets import input_set
 from lightseg.errors import BackendUnavailable, LightsegError
 from lightseg.export.context import CALIBRATION_METHODS, MIN_OPSET, ExportContext, timer
-from lightseg.export.manifest import MANIFEST, Manifest
 
 
 @dataclass(frozen=True)
@@ -33,6 +37,7 @@ class Target:
     needs: tuple[str, ...]  # python modules needed to build
     install: str
     run_here: str  # can this machine run it, and how / why not
+    optional: tuple[tuple[str, str], ...] = ()  # (step, python module): built where importable
 
 
 ORT = ("onnx", "onnxruntime", "onnxsim")
@@ -134,11 +139,24 @@ TARGETS: dict[str, Target] = {
         Target(
             "x86-auto",
             "x86 server: the fastest ORT / OpenVINO (fp32, bf16, int8) artifact that passes parity",
-            ("onnx", "int8"),
-            (),
+            ("onnx", "int8", "int8-variants"),
+            (
+                "onnx-fp32",
+                "onnx-int8",
+                "onnx-int8-convt-fp",
+                "onnx-int8-convt-last-fp",
+                "openvino-fp32",
+                "openvino-bf16",
+                "openvino-int8",
+            ),
             ORT,
             ORT_HINT,
             "yes (ORT CPU EP; OpenVINO candidates where OpenVINO is installed)",
+            (
+                ("openvino-fp32", "openvino"),
+                ("openvino-bf16", "openvino"),
+                ("openvino-int8", "openvino"),
+            ),
         ),
     )
 }
@@ -152,6 +170,7 @@ def _steps() -> dict[str, Callable[[ExportContext], None]]:
         "onnx": lonnx.build,
         "fp16": quantize.build_fp16,
         "int8": quantize.build_int8,
+        "int8-variants": quantize.build_int8_variants,
         "ort-fp32": lambda c: ort_mobile.build(c, "fp32"),
         "ort-int8": lambda c: ort_mobile.build(c, "int8"),
         "coreml-fp16": lambda c: coreml.build(c, "fp16"),
@@ -160,10 +179,17 @@ def _steps() -> dict[str, Callable[[ExportContext], None]]:
         "trt-int8": lambda c: tensorrt.build(c, "int8"),
         "openvino-fp32": lambda c: openvino.build(c, "fp32"),
         "openvino-int8": lambda c: openvino.build(c, "int8"),
+        "openvino-bf16": openvino.build_bf16,
         "executorch-fp32": lambda c: executorch.build(c, "fp32"),
         "executorch-int8": lambda c: executorch.build(c, "int8"),
         "litert-fp32": lambda c: litert.build(c, "fp32"),
     }
+
+
+def target_steps(target: Target) -> list[str]:
+    """The target's steps, with its optional ones whose module is installed."""
+    extra = [s for s, mod in target.optional if importlib.util.find_spec(mod) is not None]
+    return list(target.steps) + extra
 
 
 def missing_modules(target: Target) -> list[str]:
@@ -208,12 +234,11 @@ def _prepare_out(out: Path, force: bool) -> None:
     out.mkdir(parents=True, exist_ok=True)
 
 
-def _calibration(pre, calib_data: str | Path | None, calib_n: int) -> tuple[np.ndarray, str]:
-    from lightseg.export.verify import verification_inputs
-
+def _calibration(pre, calib_data: str | Path | None, calib_n: int) -> tuple[np.ndarray, dict]:
+    """The calibration images: the named ``calibration`` set, or the user's preprocessed .npy."""
     if calib_data is None:
-        x, src = verification_inputs(pre, calib_n, seed=1)
-        return x, src.replace("(n=", "(seed=1, n=")
+        cs = input_set("calibration", pre, calib_n)
+        return cs.x, cs.describe()
     p = Path(calib_data)
     try:
         x = np.load(p).astype(np.float32)
@@ -222,7 +247,32 @@ def _calibration(pre, calib_data: str | Path | None, calib_n: int) -> tuple[np.n
     want = (pre.channels, pre.size, pre.size)
     if x.ndim != 4 or tuple(x.shape[1:]) != want:
         raise LightsegError(f"--calib-data {p}: shape {x.shape}, expected N x {want} preprocessed")
-    return x[:calib_n], f"{p.name} ({min(len(x), calib_n)} images)"
+    x = x[:calib_n]
+    return x, {"name": "user", "source": p.name, "n": len(x)}
+
+
+def _attach_targets(ctx: ExportContext, build: list[str]) -> None:
+    for n in build:
+        for a in TARGETS[n].artifacts:
+            if a in ctx.artifacts and n not in ctx.artifacts[a].targets:
+                ctx.artifacts[a].targets.append(n)
+
+
+def _run_steps(ctx: ExportContext, steps: list[str], draft: Manifest, say) -> dict[str, float]:
+    """Each step builds its artifacts; each new artifact is then verified through the judge."""
+    from lightseg.export.verify import verify_new
+
+    funcs = _steps()
+    timings: dict[str, float] = {}
+    for i, step in enumerate(steps, 1):
+        say(f"[{i}/{len(steps)}] {step} ...")
+        with timer() as t:
+            funcs[step](ctx)
+            draft.artifacts = list(ctx.artifacts.values())
+            verify_new(ctx, draft)
+        timings[step] = round(t(), 2)
+        say(f"[{i}/{len(steps)}] {step} done in {timings[step]:.1f} s")
+    return timings
 
 
 def export(
@@ -235,25 +285,26 @@ def export(
     calibration: str = "minmax",
     calib_n: int = 16,
     calib_data: str | Path | None = None,
-    n_verify: int = 4,
+    n_verify: int | None = None,
+    threads: int = 2,
     progress: Callable[[str], None] | None = None,
 ) -> Manifest:
     """Export ``checkpoint`` (None = the shipped one) for ``targets`` into ``out``.
 
-    Returns the written :class:`Manifest`. Defaults: opset 17, minmax calibration on 16
-    phantom slices with lesions, verification on 4 other slices.
+    Returns the written :class:`Manifest`. Defaults: opset 17, minmax calibration on 16 slices
+    of the ``calibration`` set, verification on the ``verification`` set (its default size).
     """
     from lightseg.checkpoint import load_checkpoint
     from lightseg.export.onnx import check_opset
-    from lightseg.export.verify import torch_reference, verification_inputs
+    from lightseg.export.verify import torch_reference
 
     say = progress or (lambda _: None)
     names, is_all = resolve_targets(targets)
     check_opset(opset)
     if calibration not in CALIBRATION_METHODS:
         raise LightsegError(f"--calibration must be one of {', '.join(CALIBRATION_METHODS)}")
-    if calib_n < 1 or n_verify < 1:
-        raise LightsegError("--calib-n and the verification count must be >= 1")
+    if calib_n < 1 or (n_verify is not None and n_verify < 1) or threads < 1:
+        raise LightsegError("--calib-n, the verification count and --threads must be >= 1")
     skipped: dict[str, str] = {}
     for n in names:
         miss = missing_modules(TARGETS[n])
@@ -266,7 +317,7 @@ def export(
     ckpt = load_checkpoint(checkpoint)
     pre = ckpt.preprocessing
     calib, calib_src = _calibration(pre, calib_data, calib_n)  # validated before touching out
-    x, src = verification_inputs(pre, n_verify, seed=0)
+    vset = input_set("verification", pre, n_verify)
     out = Path(out)
     _prepare_out(out, force)
     ctx = ExportContext(
@@ -274,39 +325,18 @@ def export(
         pre=pre,
         classes=ckpt.classes,
         out=out,
-        x=x,
-        ref=torch_reference(ckpt.model, x),
-        inputs_source=src,
+        verify_set=vset,
+        ref=torch_reference(ckpt.model, vset.x),
+        calib=calib,
+        calib_source=calib_src,
         source_sha256=ckpt.weights_sha256,
         opset=opset,
         calibration=calibration,
-        calib=calib,
+        threads=threads,
         version=_version(),
     )
     build = [n for n in names if n not in skipped]
-    steps = list(dict.fromkeys(["onnx"] + [s for n in build for s in TARGETS[n].steps]))
-    funcs = _steps()
-    timings: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="lightseg-export.") as scratch:
-        ctx.cache_dir = Path(scratch)
-        for i, step in enumerate(steps, 1):
-            say(f"[{i}/{len(steps)}] {step} ...")
-            with timer() as t:
-                funcs[step](ctx)
-            timings[step] = round(t(), 2)
-            say(f"[{i}/{len(steps)}] {step} done in {timings[step]:.1f} s")
-        if "x86-auto" in build:
-            from lightseg.export.auto import pick
-
-            keep = {a for n in build for a in TARGETS[n].artifacts}
-            with timer() as t:
-                auto_pick = pick(ctx, ckpt, keep, say=say)
-            timings["x86-auto"] = round(t(), 2)
-        ctx.cache_dir = None
-    for n in build:
-        for a in TARGETS[n].artifacts:
-            if a in ctx.artifacts and n not in ctx.artifacts[a].targets:
-                ctx.artifacts[a].targets.append(n)
+    steps = list(dict.fromkeys(["onnx"] + [s for n in build for s in target_steps(TARGETS[n])]))
     manifest = Manifest(
         source={
             "checkpoint": str(ckpt.path),
@@ -317,19 +347,24 @@ def export(
         preprocessing=pre.to_dict(),
         classes=ckpt.classes,
         targets=build,
-        artifacts=list(ctx.artifacts.values()),
-        created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
-        lightseg_version=ctx.version,
-        extra={
-            "skipped_targets": skipped,
-            "step_seconds": timings,
-            "verification_inputs": src,
-            "calibration": {"method": calibration, "data": calib_src},
-            "host": f"{platform.system()} {platform.machine()}",
-            **({"auto_pick": auto_pick} if "x86-auto" in build else {}),
-        },
         root=out,
     )
+    with tempfile.TemporaryDirectory(prefix="lightseg-export.") as scratch:
+        ctx.cache_dir = Path(scratch)
+        timings = _run_steps(ctx, steps, manifest, say)
+        ctx.cache_dir = None
+    _attach_targets(ctx, build)
+    manifest.artifacts = list(ctx.artifacts.values())
+    manifest.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+    manifest.lightseg_version = ctx.version
+    manifest.extra = {
+        "skipped_targets": skipped,
+        "step_seconds": timings,
+        "input_sets": {"verification": vset.describe(), "calibration": calib_src},
+        "calibration": {"method": calibration, "data": calib_src},
+        "threads": threads,
+        "host": f"{platform.system()} {platform.machine()}",
+    }
     manifest.save(out)
     return manifest
 

@@ -1,32 +1,19 @@
-"""Verification at export: PyTorch reference outputs, probability and mask metrics, budgets.
+"""Export verification: a parity run of each new artifact, through its runner and the judge.
 
-Every artifact is compared to ONE fp32 PyTorch reference on phantom slices with lesions.
-Probabilities (softmax over classes), not logits, are compared; masks are the argmax.
+Every artifact is run by the same :mod:`lightseg.runtimes` runner ``lightseg parity`` uses, on the
+same named ``verification`` input set, and judged by the same
+:func:`lightseg.judge.verdict.compare` with the same tolerance file, so the verdict in
+manifest.json and the verdict of ``lightseg parity`` agree by construction.
 """
 
 from __future__ import annotations
 
 import numpy as np
 
-from lightseg.data.preprocessing import Preprocessing
-from lightseg.metrics import dice
-
-#: Budgets per precision: max / p99 absolute probability error and the minimum mean lesion Dice
-#: of the artifact's masks against the fp32 PyTorch masks. int8 is judged on masks and p99 (its
-#: max error sits on a few boundary pixels), so it has no max budget; the max is still reported.
-BUDGETS: dict[str, dict[str, float]] = {
-    "fp32": {"max_prob_err": 1e-4, "p99_prob_err": 1e-5, "min_dice": 0.999},
-    "fp16": {"max_prob_err": 2e-2, "p99_prob_err": 5e-3, "min_dice": 0.98},
-    "int8": {"p99_prob_err": 0.15, "min_dice": 0.90},
-}
-
-
-def verification_inputs(pre: Preprocessing, n: int = 4, seed: int = 0) -> tuple[np.ndarray, str]:
-    """``n`` preprocessed phantom slices with lesions (float32 N x C x S x S) and their source."""
-    from lightseg.data import lesion_inputs
-
-    x, _ = lesion_inputs(pre, n, seed)
-    return np.ascontiguousarray(x, dtype=np.float32), f"lightseg.data.lesion_inputs(n={n})"
+from lightseg.artifact import Artifact, Manifest
+from lightseg.errors import BackendUnavailable, LightsegError
+from lightseg.judge.verdict import compare, load_tolerances
+from lightseg.runtimes.base import runner_for
 
 
 def torch_reference(model, x: np.ndarray) -> np.ndarray:
@@ -38,52 +25,38 @@ def torch_reference(model, x: np.ndarray) -> np.ndarray:
         return model(torch.from_numpy(x)).numpy().astype(np.float32)
 
 
-def softmax(logits: np.ndarray) -> np.ndarray:
-    z = logits - logits.max(axis=1, keepdims=True)
-    e = np.exp(z)
-    return e / e.sum(axis=1, keepdims=True)
+def verify_artifact(manifest: Manifest, art: Artifact, ctx) -> dict:
+    """The judge's verdict summary for ``art`` on ``ctx``'s verification set."""
+    inputs = ctx.verify_set.describe()
+    try:
+        with runner_for(manifest, art, threads=ctx.threads) as runner:
+            y = runner.infer(ctx.x)
+    except BackendUnavailable as e:
+        return {"status": "skipped", "reason": str(e), "inputs": inputs}
+    except LightsegError as e:
+        return {"status": "error", "reason": str(e), "inputs": inputs}
+    v = compare(ctx.ref, y, ctx.verify_set.masks, load_tolerances(), art.precision, art.name)
+    return v.summary(inputs)
 
 
-def compare(ref_logits: np.ndarray, logits: np.ndarray, precision: str) -> dict:
-    """Metrics of ``logits`` against the reference and whether they fit ``precision``'s budget."""
-    logits = np.asarray(logits, dtype=np.float32)
-    if logits.shape != ref_logits.shape:
-        return {"status": "failed", "reason": f"shape {logits.shape} != {ref_logits.shape}"}
-    if not np.isfinite(logits).all():
-        return {"status": "failed", "reason": "NaN or Inf in outputs"}
-    err = np.abs(softmax(logits) - softmax(ref_logits))
-    rm, am = ref_logits.argmax(1) > 0, logits.argmax(1) > 0
-    dices = [dice(rm[i], am[i]) for i in range(len(rm))]
-    budget = BUDGETS[precision]
-    m = {
-        "max_prob_err": float(err.max()),
-        "p99_prob_err": float(np.quantile(err, 0.99)),
-        "max_logit_err": float(np.abs(logits - ref_logits).max()),
-        "dice_vs_fp32": float(np.mean(dices)),
-        "min_dice_vs_fp32": float(np.min(dices)),
-        "pixel_disagreement": float(np.mean(rm != am)),
-        "lesion_pixels_ref": int(rm.sum()),
-    }
-    if not rm.any():
-        m["note"] = (
-            "the fp32 reference predicts no lesion on these slices: mask Dice is trivially 1; "
-            "judge by the probability errors (is the checkpoint trained?)"
-        )
-    ok = (
-        m["max_prob_err"] <= budget.get("max_prob_err", 1.0)
-        and m["p99_prob_err"] <= budget["p99_prob_err"]
-        and m["dice_vs_fp32"] >= budget["min_dice"]
-    )
-    return {
-        "status": "passed" if ok else "failed",
-        "budget": {"precision": precision, **budget},
-        **m,
-    }
+def verify_new(ctx, manifest: Manifest | None = None) -> None:
+    """Judge every artifact of ``ctx`` that has no verdict yet (in place).
+
+    ``manifest``: the export's manifest in the making (defaults to one listing ``ctx``'s
+    artifacts in ``ctx.out``); runners check each artifact's hashes against it.
+    """
+    if manifest is None:
+        manifest = Manifest(source={}, preprocessing=ctx.pre.to_dict(), classes=ctx.classes)
+        manifest.root, manifest.artifacts = ctx.out, list(ctx.artifacts.values())
+    for art in ctx.artifacts.values():
+        if not art.verification:
+            art.verification = verify_artifact(manifest, art, ctx)
 
 
 def describe(v: dict) -> str:
     """One short line for a summary table."""
-    if v.get("status") not in ("passed", "failed") or "max_prob_err" not in v:
-        return f"{v.get('status', '?')}: {v.get('reason', '')}".rstrip(": ")
-    empty = " (empty ref masks)" if v.get("lesion_pixels_ref") == 0 else ""
-    return f"{v['status']}: dice {v['dice_vs_fp32']:.4f}{empty}, max dp {v['max_prob_err']:.1e}"
+    status = v.get("status", "?")
+    if "dice_ref_mean" not in v:
+        return f"{status}: {v.get('reason', '')}".rstrip(": ")
+    line = f"{status}: mask Dice vs fp32 {v['dice_ref_mean']:.4f}, max dp {v['prob_abs_max']:.1e}"
+    return line + (f" ({v['reason']})" if v.get("reason") else "")

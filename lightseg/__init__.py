@@ -1,16 +1,17 @@
 """lightseg: a lightweight breast-CT tumour U-Net from PyTorch to phones, Jetsons and browsers."""
 
-import os as _os
+import importlib.util as _util
 
 __version__ = "0.1.0"
 
-# Installed, lightseg.export / .runtimes / .benchmarks live inside this package (setuptools maps the
-# top-level folders export/, runtimes/, benchmarks/ into it). When Python picks the package straight
-# from a source checkout instead (`python -m ...` or `python -c` run in the repository root put the
-# checkout first on sys.path), the same names must resolve to those folders: add the root to the
-# package path in that case only.
-_root = _os.path.dirname(_os.path.dirname(_os.path.abspath(__file__)))
-if _os.path.isfile(_os.path.join(_root, "pyproject.toml")) and _os.path.isfile(
-    _os.path.join(_root, "export", "__init__.py")
-):
-    __path__.append(_root)  # noqa: F821 (the package's own __path__)
+# The top-level folders export/, runtimes/ and benchmarks/ are the subpackages lightseg.export,
+# lightseg.runtimes and lightseg.benchmarks of the INSTALLED package (setuptools package-dir). A
+# source checkout's lightseg/ folder picked up from the working directory cannot provide them:
+# say so in one line instead of failing later with "No module named 'lightseg.export'".
+if _util.find_spec(f"{__name__}.export") is None:
+    raise ImportError(
+        f"lightseg was imported from the source folder {__path__[0]} (the working directory is on "
+        "sys.path), where lightseg.export/.runtimes/.benchmarks do not resolve: run the installed "
+        "package (.venv/bin/lightseg, .venv/bin/python -I ..., or from another folder); "
+        "install it with `make install`"
+    )

@@ -1,16 +1,29 @@
-"""The ``lightseg`` command line. Exit codes: 0 ok, 1 a quality gate failed, 2 bad input.
+"""The ``lightseg`` command line. Exit codes: 0 ok, 1 a quality gate failed, 2 bad input or
+environment, 3 an internal error (see :mod:`lightseg.errors`).
 
 Each area defines its commands in its own module; this file only assembles them and turns
-:class:`~lightseg.errors.LightsegError` into one line on stderr and the right exit code.
+:class:`~lightseg.errors.LightsegError` (and OSError, and any bug) into one line on stderr and
+the right exit code.
 """
 
 from __future__ import annotations
 
+import os
 import sys
+import tempfile
+import time
+import traceback
+from pathlib import Path
 
 import typer
 
-from lightseg.errors import LightsegError
+from lightseg.errors import (
+    EXIT_BAD_INPUT,
+    EXIT_INTERNAL_ERROR,
+    EXIT_INTERRUPTED,
+    LightsegError,
+    one_line,
+)
 
 app = typer.Typer(
     name="lightseg",
@@ -29,23 +42,72 @@ def _register() -> None:
     register_core(app)
 
 
-def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns (and exits with) the exit code."""
-    _register()
+def _crash_report(exc: BaseException) -> str:
+    """Write the traceback of an internal error to a file in the temp folder; its path."""
+    name = f"lightseg-crash-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}.txt"
+    path = Path(tempfile.gettempdir()) / name
+    trace = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    text = f"lightseg {' '.join(sys.argv[1:])}\n{trace}"
     try:
+        from lightseg.fileio import atomic_write_text
+
+        atomic_write_text(path, text)
+    except OSError as e:
+        return f"nowhere: {e.strerror or e}"
+    except Exception:  # even the file IO module is broken: write it plainly
+        try:
+            path.write_text(text)
+        except OSError as e:
+            return f"nowhere: {e.strerror or e}"
+    return str(path)
+
+
+def _os_error(e: OSError) -> str:
+    """``<what> (<path>)`` for an OSError (read-only or full disk, permission, wrong kind)."""
+    what = e.strerror or one_line(e) or type(e).__name__
+    paths = [str(p) for p in (e.filename, e.filename2) if p not in (None, "")]
+    return one_line(f"{what} ({' -> '.join(paths)})" if paths else what)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns (and exits with) the exit code.
+
+    0 ok, 1 a gate failed, 2 bad input or environment (one ``error:`` line), 3 an internal
+    error (one ``internal error:`` line; the traceback goes to a file in the temp folder).
+    """
+    try:
+        _register()
         rc = app(args=argv, standalone_mode=False)
     except LightsegError as e:
-        sys.stderr.write(f"error: {e}\n")
+        sys.stderr.write(f"error: {one_line(e)}\n")
         rc = e.exit_code
     except (KeyboardInterrupt, typer.Abort):
         sys.stderr.write("interrupted\n")
-        rc = 130
+        rc = EXIT_INTERRUPTED
+    except OSError as e:
+        sys.stderr.write(f"error: {_os_error(e)}\n")
+        rc = EXIT_BAD_INPUT
     except Exception as e:
-        if not (hasattr(e, "show") and hasattr(e, "exit_code")):  # a usage error from click/typer
-            raise
-        e.show()
-        rc = 2
-    rc = rc if isinstance(rc, int) else 0
+        if _is_usage_error(e):  # click's (typer vendors its own copy): bad option, no argument
+            if type(e).__name__ == "NoArgsIsHelpError":  # bare ``lightseg``: the help
+                e.show()
+            else:
+                sys.stderr.write(f"error: {one_line(e.format_message())}\n")
+            return _exit(EXIT_BAD_INPUT, argv)
+        msg = one_line(e)
+        sys.stderr.write(
+            f"internal error: {type(e).__name__}{': ' + msg if msg else ''} "
+            f"(full trace in {_crash_report(e)})\n"
+        )
+        rc = EXIT_INTERNAL_ERROR
+    return _exit(rc if isinstance(rc, int) else 0, argv)
+
+
+def _is_usage_error(e: Exception) -> bool:
+    return all(hasattr(e, a) for a in ("show", "exit_code", "format_message"))
+
+
+def _exit(rc: int, argv: list[str] | None) -> int:
     if __name__ == "__main__" or argv is None:
         sys.exit(rc)
     return rc

@@ -14,6 +14,9 @@ from lightseg.errors import LightsegError
 console = Console()
 
 
+MAX_PROFILE_SIDE = 2048  # the largest model input (Preprocessing.size) bounds --input too
+
+
 def _parse_input(spec: str) -> tuple[int, int, int]:
     try:
         c, h, w = (int(v) for v in spec.lower().split("x"))
@@ -21,7 +24,23 @@ def _parse_input(spec: str) -> tuple[int, int, int]:
         raise LightsegError(f"--input must look like 3x256x256, got {spec!r}") from None
     if min(c, h, w) < 1:
         raise LightsegError(f"--input dimensions must be positive, got {spec!r}")
+    if c > 4 or max(h, w) > MAX_PROFILE_SIDE:
+        raise LightsegError(
+            f"--input must be at most 4x{MAX_PROFILE_SIDE}x{MAX_PROFILE_SIDE}, got {spec!r}"
+        )
     return c, h, w
+
+
+def _json_target(path: Path | None) -> Path | None:
+    """Refuse an output file that cannot be written, before any work."""
+    from lightseg.checkpoint import check_writable
+
+    if path is None:
+        return None
+    if path.is_dir():
+        raise LightsegError(f"--json {path} is a directory, not a file")
+    check_writable(path.parent)
+    return path
 
 
 def _model_for(spec: str, channels: int):
@@ -42,18 +61,20 @@ def profile_cmd(
     json_out: Path | None = typer.Option(None, "--json", help="Write the profile as JSON."),
 ) -> None:
     """Parameters, MACs, FLOPs, activation memory and memory traffic of a model."""
+    from lightseg.fileio import atomic_write_text
     from lightseg.models import create_model
     from lightseg.profile import CONVENTIONS, PAPER, profile_model
 
     if convention not in CONVENTIONS:
         raise LightsegError(f"--convention must be one of {', '.join(CONVENTIONS)}")
+    json_out = _json_target(json_out)
     if paper:
         rows = {
             n: profile_model(create_model(n), (3, 256, 256), "torchstat").summary() for n in PAPER
         }
         _paper_table(rows)
         if json_out:
-            json_out.write_text(json.dumps({"paper": PAPER, "measured": rows}, indent=2))
+            atomic_write_text(json_out, json.dumps({"paper": PAPER, "measured": rows}, indent=2))
         return
     shape = _parse_input(input)
     prof = profile_model(_model_for(model, shape[0]), shape, convention)
@@ -83,7 +104,7 @@ def profile_cmd(
     t.add_row("conv MACs (G)", f"{s['conv_gmacs']:.2f}")
     console.print(t)
     if json_out:
-        json_out.write_text(json.dumps(prof.to_dict(), indent=2))
+        atomic_write_text(json_out, json.dumps(prof.to_dict(), indent=2))
 
 
 def _paper_table(rows: dict) -> None:
@@ -129,10 +150,18 @@ def import_checkpoint_cmd(
     force: bool = typer.Option(False, "--force", help="Overwrite an existing folder."),
 ) -> None:
     """Convert a milesial/Pytorch-UNet .pth (loaded with weights_only=True) to a checkpoint."""
+    from lightseg.checkpoint import is_checkpoint_folder
     from lightseg.milesial import import_milesial
 
-    if out.exists() and not force:
-        raise LightsegError(f"{out} exists; pass --force to overwrite")
+    if out.exists() or out.is_symlink():
+        if not force:
+            raise LightsegError(f"{out} exists; pass --force to overwrite")
+        empty = out.is_dir() and not out.is_symlink() and not any(out.iterdir())
+        if not (empty or is_checkpoint_folder(out)):
+            raise LightsegError(
+                f"{out} is not a lightseg checkpoint folder (model.json + weights.safetensors "
+                "only); --force replaces only those, so it is left as it is"
+            )
     path = import_milesial(pth, out)
     console.print(f"wrote {path}")
 
@@ -142,8 +171,10 @@ def register_core(app: typer.Typer) -> None:
     from lightseg.benchmarks.cli import register as register_benchmarks  # parity, bench
     from lightseg.benchmarks.webdemo import serve_demo_cmd
     from lightseg.data.cli import app as data_app
-    from lightseg.demo import demo_cmd
-    from lightseg.export.cli import register as register_export  # export, doctor
+    from lightseg.export.cli import register as register_export  # doctor
+    from lightseg.pipeline.cli import export_cmd
+    from lightseg.pipeline.demo import demo_cmd
+    from lightseg.pipeline.predict_cli import predict_cmd
     from lightseg.train_cli import eval_cmd, train_cmd
 
     app.command("demo")(demo_cmd)
@@ -152,6 +183,8 @@ def register_core(app: typer.Typer) -> None:
     app.add_typer(data_app, name="data")
     app.command("train")(train_cmd)
     app.command("eval")(eval_cmd)
+    app.command("predict")(predict_cmd)
+    app.command("export")(export_cmd)
     register_export(app)
     register_benchmarks(app)
     app.command("serve-demo")(serve_demo_cmd)

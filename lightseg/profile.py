@@ -21,6 +21,8 @@ from dataclasses import asdict, dataclass, field
 import torch
 from torch import nn
 
+from lightseg.errors import LightsegError
+
 CONVENTIONS = ("torchstat", "modern")
 
 #: The paper's printed figures (torchstat 0.0.7 on 3x256x256, n_classes=2).
@@ -141,6 +143,21 @@ def _layer(name: str, m: nn.Module, x: torch.Tensor, y: torch.Tensor, conv: str)
     )
 
 
+MAX_SIDE = 2048  # largest H or W profiled (the largest model input size)
+
+
+def _check_input(model: nn.Module, shape: tuple[int, ...]) -> None:
+    """Refuse a shape that is not (C, H, W) with 1 <= H, W <= MAX_SIDE and the model's C."""
+    if len(shape) != 3 or any(not isinstance(d, int) or isinstance(d, bool) for d in shape):
+        raise LightsegError(f"profile: input shape must be (C, H, W) integers, got {shape!r}")
+    c, h, w = shape
+    if min(shape) < 1 or max(h, w) > MAX_SIDE:
+        raise LightsegError(f"profile: H and W must be 1..{MAX_SIDE}, got {c}x{h}x{w}")
+    first = next((m for m in model.modules() if isinstance(m, nn.Conv2d)), None)
+    if first is not None and first.in_channels != c:
+        raise LightsegError(f"profile: the model takes {first.in_channels} channels, not {c}")
+
+
 @torch.no_grad()
 def profile_model(
     model: nn.Module, input_shape: tuple[int, ...] = (3, 256, 256), convention: str = "torchstat"
@@ -148,6 +165,7 @@ def profile_model(
     """Profile ``model`` on one input of ``input_shape`` (C, H, W): the paper's by default."""
     if convention not in CONVENTIONS:
         raise ValueError(f"convention must be one of {', '.join(CONVENTIONS)}")
+    _check_input(model, input_shape)
     prof = Profile(convention=convention, input_shape=tuple(input_shape))
     prof.trainable_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     hooks = []

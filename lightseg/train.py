@@ -15,6 +15,7 @@ import platform
 import signal
 import sys
 import time
+import warnings
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -22,11 +23,21 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from lightseg.checkpoint import load_checkpoint, save_checkpoint, torch_versions
+from lightseg.checkpoint import (
+    check_finite,
+    check_writable,
+    load_checkpoint,
+    read_json_file,
+    read_meta,
+    recover,
+    save_checkpoint,
+    torch_versions,
+)
 from lightseg.data.preprocessing import Preprocessing
-from lightseg.errors import LightsegError
+from lightseg.errors import LightsegError, one_line
+from lightseg.fileio import atomic_write_text
 from lightseg.metrics import case_metrics, summarize
-from lightseg.models import create_model
+from lightseg.models import MODELS, create_model, model_config
 
 STATE_TENSORS = "train_state.safetensors"
 STATE_JSON = "train_state.json"
@@ -54,6 +65,56 @@ class TrainConfig:
     threads: int | None = None
     init: str | None = None  # start from this checkpoint's weights (fine-tuning)
     model_overrides: dict = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        """Refuse a bad setting (from the CLI or a saved run) before any work: one line."""
+        _check_config(self)
+
+
+MAX_DATA_BYTES = 32 << 30  # training + validation slices held in memory
+_INT_RANGES = {"size": (16, 2048), "steps": (1, 10**8), "batch": (1, 4096), "warmup": (0, 10**8),
+               "seed": (0, 2**31 - 1), "train_n": (1, 10**6), "val_n": (1, 10**6),
+               "val_every": (1, 10**8)}  # fmt: skip
+_FLOAT_RANGES = {"lr": (0.0, 10.0), "weight_decay": (0.0, 10.0)}
+
+
+def _check_config(c: TrainConfig) -> None:
+    def bad(what: str) -> LightsegError:
+        return LightsegError(f"train: {what}")
+
+    for name in ("model", "data", "out"):
+        if not isinstance(getattr(c, name), str) or not getattr(c, name):
+            raise bad(f"{name} must be a non-empty string")
+    if c.model not in MODELS:
+        raise bad(f"unknown model {one_line(repr(c.model), 60)}; choose one of {', '.join(MODELS)}")
+    for name, (lo, hi) in _INT_RANGES.items():
+        v = getattr(c, name)
+        if type(v) is not int or not lo <= v <= hi:
+            raise bad(f"{name} must be an integer in {lo}..{hi}, got {one_line(repr(v), 40)}")
+    for name, (lo, hi) in _FLOAT_RANGES.items():
+        v = getattr(c, name)
+        if type(v) not in (int, float) or not lo <= v <= hi or (name == "lr" and v == 0):
+            raise bad(f"{name} must be a finite number in ({lo}, {hi}], got {v!r}")
+    if c.crop is not None and (type(c.crop) is not int or not 1 <= c.crop <= c.size):
+        raise bad(f"crop must be 1..size ({c.size}) or none, got {c.crop!r}")
+    if c.threads is not None and (type(c.threads) is not int or not 1 <= c.threads <= 1024):
+        raise bad(f"threads must be 1..1024 (or 0/none for torch's default), got {c.threads!r}")
+    if type(c.amp) is not bool:
+        raise bad(f"amp must be true or false, got {c.amp!r}")
+    if c.init is not None and (not isinstance(c.init, str) or not c.init):
+        raise bad("init must be a checkpoint folder")
+    if not isinstance(c.model_overrides, dict):
+        raise bad("model_overrides must be an object")
+    try:
+        model_config(c.model, **c.model_overrides)
+    except (ValueError, TypeError) as e:
+        raise bad(f"model settings: {one_line(e, 160)}") from None
+    need = (c.train_n + c.val_n) * c.size * c.size * 4
+    if need > MAX_DATA_BYTES:
+        raise bad(
+            f"{c.train_n} + {c.val_n} slices of {c.size}x{c.size} need {need / 2**30:.0f} GiB "
+            f"(at most {MAX_DATA_BYTES >> 30} GiB); use fewer or smaller slices"
+        )
 
 
 def _lr_lambda(cfg: TrainConfig):
@@ -93,7 +154,7 @@ def evaluate_arrays(model: torch.nn.Module, x: np.ndarray, y: np.ndarray) -> tup
     return summarize(cases), cases
 
 
-def _stack(ds, n: int) -> tuple[np.ndarray, np.ndarray]:
+def stack_dataset(ds, n: int) -> tuple[np.ndarray, np.ndarray]:
     items = [ds[i] for i in range(n)]
     x = np.stack([np.asarray(i[0], dtype=np.float32) for i in items])
     y = np.stack([np.asarray(i[1]) for i in items])
@@ -107,8 +168,10 @@ def _autocast(cfg: TrainConfig, device: torch.device):
     return torch.autocast(device.type, dtype=dtype)
 
 
-def _state_files(opt, sched, step: int, best: float, cfg: TrainConfig) -> dict[str, bytes]:
-    """Optimizer/schedule/progress as safetensors + JSON bytes (no pickles)."""
+def _state_files(
+    opt, sched, step: int, best: float, cfg: TrainConfig, history: list[dict] | None = None
+) -> dict[str, bytes]:
+    """Optimizer/schedule/progress (and the validation history) as safetensors + JSON bytes."""
     from safetensors.torch import save
 
     sd = opt.state_dict()
@@ -124,41 +187,131 @@ def _state_files(opt, sched, step: int, best: float, cfg: TrainConfig) -> dict[s
         "param_groups": sd["param_groups"],
         "scheduler": {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"},
         "config": asdict(cfg),
+        "history": history or [],
     }
     return {STATE_TENSORS: save(tensors), STATE_JSON: json.dumps(doc, indent=2).encode()}
 
 
+def _state_doc(path: Path) -> dict:
+    """The validated train_state.json of a ``last`` checkpoint."""
+    f = path / STATE_JSON
+    if not f.is_file() or not (path / STATE_TENSORS).is_file():
+        raise LightsegError(f"{path}: no training state to resume from")
+    doc = read_json_file(f, STATE_JSON)
+    ok = (
+        isinstance(doc, dict)
+        and isinstance(doc.get("config"), dict)
+        and type(doc.get("step")) is int
+        and doc["step"] >= 0
+        and type(doc.get("best_dice")) in (int, float)
+        and -1.0 <= doc["best_dice"] <= 1.0
+        and isinstance(doc.get("param_groups"), list)
+        and isinstance(doc.get("scheduler"), dict)
+        and isinstance(doc.get("history", []), list)
+        and all(isinstance(h, dict) for h in doc.get("history", []))
+    )
+    if not ok:
+        raise LightsegError(f"{f}: training state is corrupt (step, best_dice, config, ...)")
+    return doc
+
+
 def saved_config(path: Path) -> dict:
     """The TrainConfig (as a dict) stored with a ``last`` checkpoint."""
-    if not (path / STATE_JSON).is_file():
-        raise LightsegError(f"{path}: no training state to resume from")
-    return json.loads((path / STATE_JSON).read_text())["config"]
+    return _state_doc(path)["config"]
+
+
+def _like(ref: object, val: object) -> bool:
+    """``val`` (from JSON) has the structure and types of ``ref`` (what this code saves);
+    keys ``ref`` lacks are refused, keys ``val`` lacks are allowed (torch fills defaults)."""
+    if ref is None or isinstance(ref, (bool, str)):
+        return type(val) is type(ref)
+    if isinstance(ref, int):
+        return type(val) is int
+    if isinstance(ref, float):
+        return type(val) in (int, float) and math.isfinite(val)
+    if isinstance(ref, (list, tuple)):
+        return (
+            isinstance(val, list)
+            and len(val) == len(ref)
+            and all(_like(a, b) for a, b in zip(ref, val, strict=True))
+        )
+    if isinstance(ref, dict):
+        return isinstance(val, dict) and all(k in ref and _like(ref[k], v) for k, v in val.items())
+    return False
 
 
 def _load_state(path: Path, opt, sched) -> tuple[int, float]:
+    """Restore optimizer, schedule and RNG from ``path``; (step, best Dice).
+    Everything is checked against what this optimizer holds; a mismatch is refused."""
+    from safetensors import SafetensorError
     from safetensors.torch import load_file
 
-    if not (path / STATE_JSON).is_file() or not (path / STATE_TENSORS).is_file():
-        raise LightsegError(f"{path}: no training state to resume from")
-    doc = json.loads((path / STATE_JSON).read_text())
-    tensors = load_file(path / STATE_TENSORS)
+    doc = _state_doc(path)
+
+    def corrupt(why: str) -> LightsegError:
+        return LightsegError(f"{path}: training state is corrupt ({one_line(why, 160)})")
+
+    params = [p for g in opt.param_groups for p in g["params"]]
+    ref_groups = opt.state_dict()["param_groups"]
+    groups = doc["param_groups"]
+    if len(groups) != len(ref_groups) or not all(
+        _like(r, g) and g.get("params") == r["params"]
+        for r, g in zip(ref_groups, groups, strict=False)
+    ):
+        raise corrupt("param_groups do not match the model's optimizer")
+    ref_sched = {k: v for k, v in sched.state_dict().items() if k != "lr_lambdas"}
+    if not _like(ref_sched, doc["scheduler"]):
+        raise corrupt("scheduler state does not match")
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            tensors = load_file(path / STATE_TENSORS)
+    except (SafetensorError, OSError, ValueError) as e:
+        raise corrupt(f"{STATE_TENSORS}: {e}") from None
     state: dict[int, dict] = {}
     for key, v in tensors.items():
-        if key.startswith("opt."):
-            _, pid, k = key.split(".", 2)
-            state.setdefault(int(pid), {})[k] = v
-    opt.load_state_dict({"state": state, "param_groups": doc["param_groups"]})
-    sched.load_state_dict({**doc["scheduler"], "lr_lambdas": [None] * len(opt.param_groups)})
-    torch.set_rng_state(tensors["rng.torch"])
-    return int(doc["step"]), float(doc["best_dice"])
+        if key == "rng.torch":
+            continue
+        parts = key.split(".")
+        if len(parts) != 3 or parts[0] != "opt" or not parts[1].isdigit():
+            raise corrupt(f"unexpected tensor {key}")
+        pid, k = int(parts[1]), parts[2]
+        if pid >= len(params) or k not in ("step", "exp_avg", "exp_avg_sq"):
+            raise corrupt(f"unexpected tensor {key}")
+        want = () if k == "step" else tuple(params[pid].shape)
+        if tuple(v.shape) != want or not v.is_floating_point():
+            raise corrupt(f"{key} has shape {list(v.shape)}, expected {list(want)}")
+        state.setdefault(pid, {})[k] = v
+    check_finite(tensors, str(path / STATE_TENSORS))
+    if any(len(st) != 3 for st in state.values()):
+        raise corrupt("incomplete optimizer state")
+    rng = tensors.get("rng.torch")
+    if rng is None or rng.dtype != torch.uint8 or rng.shape != torch.get_rng_state().shape:
+        raise corrupt("rng.torch is missing or has the wrong size")
+    try:
+        opt.load_state_dict({"state": state, "param_groups": groups})
+        sched.load_state_dict({**doc["scheduler"], "lr_lambdas": [None] * len(opt.param_groups)})
+        torch.set_rng_state(rng)
+    except (ValueError, TypeError, KeyError, RuntimeError) as e:
+        raise corrupt(str(e)) from None
+    return doc["step"], float(doc["best_dice"])
 
 
-def _provenance(cfg: TrainConfig, seconds: float, device: str) -> dict:
-    init = {}
-    if cfg.init:  # the run this one fine-tunes, so the whole chain stays on record
-        init = {"init_from": {"path": cfg.init, **load_checkpoint(cfg.init).meta}}
+def _init_record(cfg: TrainConfig) -> dict:
+    """The run this one fine-tunes (read once), so the whole chain stays on record."""
+    if not cfg.init:
+        return {}
+    try:
+        meta = read_meta(cfg.init)
+    except LightsegError:
+        return {"init_from": {"path": cfg.init, "unreadable": True}}
+    skip = ("config", "preprocessing", "classes")
+    return {"init_from": {"path": cfg.init, **{k: v for k, v in meta.items() if k not in skip}}}
+
+
+def _provenance(cfg: TrainConfig, seconds: float, device: str, init: dict | None = None) -> dict:
     return {
-        **init,
+        **(_init_record(cfg) if init is None else init),
         "command": " ".join(["lightseg", *sys.argv[1:]]) if sys.argv else "",
         "train_config": asdict(cfg),
         "data": (
@@ -181,41 +334,59 @@ class _Terminate(Exception):
 def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict:
     """Run training; returns the summary written to ``out/summary.json``.
 
-    With ``resume`` the saved run's configuration is used; only ``cfg.steps`` may change
-    (e.g. to extend a run, or to anneal it sooner: the cosine schedule follows the new end).
+    With ``resume`` the run in ``cfg.out`` continues there with its saved configuration; only
+    ``cfg.steps`` may change (e.g. to extend a run, or to anneal it sooner: the cosine schedule
+    follows the new end). Its validation history carries on into summary.json.
     """
     from lightseg.data.dataset import build_dataset
 
+    out = Path(cfg.out)
+    for name in ("last", "best"):
+        recover(out / name)  # a kill between the two renames of a save left only the backup
     if resume:
-        cfg = TrainConfig(**{**saved_config(Path(cfg.out) / "last"), "steps": cfg.steps})
+        saved = saved_config(out / "last")
+        try:
+            cfg = TrainConfig(**{**saved, "steps": cfg.steps, "out": cfg.out})
+        except TypeError as e:
+            raise LightsegError(
+                f"{out / 'last' / STATE_JSON}: training state is corrupt ({one_line(e)})"
+            ) from None
+    check_writable(out)
     if cfg.threads:
         torch.set_num_threads(cfg.threads)
     torch.manual_seed(cfg.seed)
     np.random.seed(cfg.seed)
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     pre = Preprocessing(size=cfg.size)
-    out = Path(cfg.out)
     model = create_model(cfg.model, **cfg.model_overrides)
+    init = _init_record(cfg)
     if resume or cfg.init:
-        ck = load_checkpoint(out / "last" if resume else cfg.init)
-        model.load_state_dict(ck.model.state_dict())
+        src = out / "last" if resume else cfg.init
+        ck = load_checkpoint(src)
+        try:
+            model.load_state_dict(ck.model.state_dict())
+        except RuntimeError as e:
+            raise LightsegError(
+                f"checkpoint {src}: does not fit {cfg.model} {cfg.model_overrides or ''} "
+                f"({one_line(e, 120)})"
+            ) from None
     model.to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr_lambda(cfg))
     step, best = _load_state(out / "last", opt, sched) if resume else (0, -1.0)
+    history: list[dict] = list(_state_doc(out / "last").get("history", [])) if resume else []
 
     train_ds = build_dataset(cfg.data, pre, cfg.train_n, cfg.seed, augment=True, crop=cfg.crop)
     val_ds = build_dataset(cfg.data, pre, cfg.val_n, cfg.seed + 1000, per_volume=2)
-    val_x, val_y = _stack(val_ds, min(cfg.val_n, len(val_ds)))
+    val_x, val_y = stack_dataset(val_ds, min(cfg.val_n, len(val_ds)))
     rng = np.random.default_rng([cfg.seed, step])  # a resumed run draws new batches
-    history: list[dict] = []
     t0 = time.time()
 
     def save(name: str, metrics: dict) -> None:
+        state = _state_files(opt, sched, step, best, cfg, history) if name == "last" else None
         save_checkpoint(
-            model.cpu(), out / name, cfg.model, pre,
-            files=_state_files(opt, sched, step, best, cfg) if name == "last" else None,
-            metrics=metrics, provenance=_provenance(cfg, time.time() - t0, device.type),
+            model.cpu(), out / name, cfg.model, pre, files=state, metrics=metrics,
+            provenance=_provenance(cfg, time.time() - t0, device.type, init),
         )  # fmt: skip
         model.to(device)
 
@@ -229,7 +400,7 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         TextColumn("[bold]train"), BarColumn(), TextColumn("{task.completed}/{task.total}"),
         TextColumn("{task.fields[info]}"), TimeRemainingColumn(), disable=not progress,
     )  # fmt: skip
-    metrics: dict = {}
+    metrics: dict = dict(history[-1]) if history else {}
     try:
         with bar:
             task = bar.add_task("train", total=cfg.steps, completed=step, info="")
@@ -275,11 +446,12 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
         "best_lesion_dice": best,
         "final": metrics,
         "history": history,
-        **_provenance(cfg, time.time() - t0, device.type),
+        **_provenance(cfg, time.time() - t0, device.type, init),
     }
-    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
     return summary
 
 
 def _fmt(m: dict) -> str:
-    return f"val dice {m['lesion_dice']:.3f}" if m else ""
+    v = m.get("lesion_dice")
+    return f"val dice {v:.3f}" if type(v) in (int, float) else ""

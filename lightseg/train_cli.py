@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import io
 import json
 from pathlib import Path
 
@@ -12,8 +13,10 @@ from rich.console import Console
 from rich.table import Table
 
 from lightseg.errors import LightsegError
+from lightseg.fileio import atomic_write_bytes
 
 console = Console()
+MAX_EVAL_N = 100_000
 
 
 def train_cmd(
@@ -39,11 +42,14 @@ def train_cmd(
     ),
 ) -> None:
     """Train a U-Net; writes OUT/best, OUT/last (checkpoints) and OUT/summary.json."""
+    from lightseg.checkpoint import recover
     from lightseg.train import TrainConfig, train
 
     if steps < 1 or batch < 1 or val_every < 1:
         raise LightsegError("--steps, --batch and --val-every must be positive")
-    if (out / "last").exists() and not resume:
+    if threads < 0 or crop < 0 or base < 0:
+        raise LightsegError("--threads, --crop and --base must be >= 0 (0 = the default)")
+    if recover(out / "last").exists() and not resume:
         raise LightsegError(f"{out} already holds a run; pass --resume to continue it")
     cfg = TrainConfig(
         model=model, data=data, out=str(out), size=size, crop=crop or None, steps=steps,
@@ -69,17 +75,26 @@ def eval_cmd(
     worst: int = typer.Option(4, help="Overlay PNGs of the N worst lesion cases."),
 ) -> None:
     """Evaluate a checkpoint: lesion Dice, IoU, FP rate on lesion-free slices, detection."""
-    from lightseg.checkpoint import load_checkpoint
+    from lightseg.checkpoint import check_writable, load_checkpoint
     from lightseg.data.dataset import build_dataset
-    from lightseg.train import _stack, evaluate_arrays, predict_masks
+    from lightseg.fileio import atomic_write_text
+    from lightseg.train import evaluate_arrays, predict_masks, stack_dataset
 
-    if n < 1:
-        raise LightsegError("--n must be positive")
+    if not 1 <= n <= MAX_EVAL_N:
+        raise LightsegError(f"--n must be 1..{MAX_EVAL_N}, got {n}")
+    if worst < 0:
+        raise LightsegError("--worst must be >= 0")
+    if json_out is not None:
+        if json_out.is_dir():
+            raise LightsegError(f"--json {json_out} is a directory, not a file")
+        check_writable(json_out.parent)
+    if out is not None:
+        check_writable(out)
     ck = load_checkpoint(checkpoint)
     ds = build_dataset(
         data, ck.preprocessing, n, seed, lesion_fraction=lesion_fraction, per_volume=2
     )
-    x, y = _stack(ds, min(n, len(ds)))
+    x, y = stack_dataset(ds, min(n, len(ds)))
     summary, cases = evaluate_arrays(ck.model, x, y)
     t = Table(title=f"eval {ck.path} on {data} (n={len(cases)}, seed={seed})")
     t.add_column("metric")
@@ -88,14 +103,14 @@ def eval_cmd(
         t.add_row(k, _fmt(v))
     console.print(t)
     if json_out:
-        json_out.write_text(json.dumps({"summary": summary, "cases": cases}, indent=2))
+        atomic_write_text(json_out, json.dumps({"summary": summary, "cases": cases}, indent=2))
     if out:
-        out.mkdir(parents=True, exist_ok=True)
-        with open(out / "cases.csv", "w", newline="") as f:
-            w = csv.DictWriter(f, fieldnames=["case", *cases[0]])
-            w.writeheader()
-            for i, c in enumerate(cases):
-                w.writerow({"case": i, **c})
+        buf = io.StringIO(newline="")
+        w = csv.DictWriter(buf, fieldnames=["case", *cases[0]])
+        w.writeheader()
+        for i, c in enumerate(cases):
+            w.writerow({"case": i, **c})
+        atomic_write_text(out / "cases.csv", buf.getvalue())
         order = sorted((i for i, c in enumerate(cases) if c["has_lesion"]),
                        key=lambda i: cases[i]["dice"])[:worst]  # fmt: skip
         pred = predict_masks(ck.model, x[order]) if order else []
@@ -126,4 +141,6 @@ def overlay_png(img: np.ndarray, ref: np.ndarray, pred: np.ndarray, path: Path) 
     edge = ref.astype(bool) & ~ndimage.binary_erosion(ref.astype(bool))
     rgb[edge] = [40, 255, 40]
     both = np.concatenate([np.stack([g] * 3, -1), rgb.astype(np.uint8)], axis=1)
-    Image.fromarray(both).save(path)
+    buf = io.BytesIO()
+    Image.fromarray(both).save(buf, format="PNG")
+    atomic_write_bytes(path, buf.getvalue())

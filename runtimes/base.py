@@ -8,7 +8,7 @@ Like Polygraphy's runners, :meth:`Runner.infer` checks the input and wraps ``inf
 from __future__ import annotations
 
 import importlib
-import os
+import importlib.util
 import platform
 from pathlib import Path
 
@@ -16,7 +16,9 @@ import numpy as np
 
 from lightseg.errors import BackendUnavailable, LightsegError
 
-#: backend name -> "module:Class" (imported only when used, so heavy runtimes stay lazy).
+#: backend name -> "module:Class" or "/path/to/file.py:Class" (imported only when used, so heavy
+#: runtimes stay lazy). Extend it with :func:`register_runner`; the worker process receives the
+#: entry with each ``open`` message, so it needs no environment or shared state.
 RUNNERS: dict[str, str] = {
     "pytorch": "lightseg.runtimes.torch_runner:TorchRunner",
     "onnxruntime": "lightseg.runtimes.ort:OrtRunner",
@@ -26,9 +28,8 @@ RUNNERS: dict[str, str] = {
     "litert": "lightseg.runtimes.litert:LiteRtRunner",
     "coreml": "lightseg.runtimes.coreml:CoreMlRunner",
     "tensorrt": "lightseg.runtimes.tensorrt:TensorRtRunner",
+    "pytorch-eager": "lightseg.runtimes.torch_runner:CheckpointRunner",
 }
-#: Extra runners, "backend=module:Class,..." (plugins; also how tests inject a crashing backend).
-PLUGIN_ENV = "LIGHTSEG_RUNNERS"
 DEFAULT_THREADS = 2
 
 
@@ -127,21 +128,36 @@ class ArtifactRunner(Runner):
         return super().open()
 
 
-def _plugins() -> dict[str, str]:
-    spec = os.environ.get(PLUGIN_ENV, "")
-    pairs = [p.split("=", 1) for p in spec.split(",") if "=" in p]
-    return {k.strip(): v.strip() for k, v in pairs}
+def register_runner(backend: str, spec: str) -> None:
+    """Add or replace the runner of ``backend``: ``"module:Class"`` or ``"/file.py:Class"``."""
+    if ":" not in spec:
+        raise LightsegError(f"runner spec {spec!r} must be 'module:Class' or '/path.py:Class'")
+    RUNNERS[backend] = spec
 
 
-def runner_class(backend: str) -> type[Runner]:
-    """The runner class for ``backend`` (built-in or from ``LIGHTSEG_RUNNERS``)."""
-    table = {**RUNNERS, **_plugins()}
-    if backend not in table:
-        raise BackendUnavailable(f"no runner for backend {backend!r} (known: {', '.join(table)})")
-    module, _, name = table[backend].partition(":")
-    return getattr(importlib.import_module(module), name)
+def runner_spec(backend: str) -> str:
+    """The registry entry of ``backend``; unknown backends are unavailable, with the list."""
+    if backend not in RUNNERS:
+        known = ", ".join(RUNNERS)
+        raise BackendUnavailable(f"no runner for backend {backend!r} (known: {known})")
+    return RUNNERS[backend]
 
 
-def runner_for(manifest, artifact, threads: int = DEFAULT_THREADS) -> Runner:
+def load_runner_class(spec: str) -> type[Runner]:
+    """Import the class a registry entry names."""
+    where, _, name = spec.rpartition(":")
+    if where.endswith(".py"):
+        mod_spec = importlib.util.spec_from_file_location(f"lightseg_runner_{name}", where)
+        if mod_spec is None or mod_spec.loader is None:
+            raise BackendUnavailable(f"runner file {where} cannot be imported")
+        module = importlib.util.module_from_spec(mod_spec)
+        mod_spec.loader.exec_module(module)
+    else:
+        module = importlib.import_module(where)
+    return getattr(module, name)
+
+
+def runner_for(manifest, artifact, threads: int = DEFAULT_THREADS, spec: str | None = None):
     """A (not yet opened) runner for ``artifact`` of ``manifest``."""
-    return runner_class(artifact.backend)(manifest, artifact, threads=threads)
+    cls = load_runner_class(spec or runner_spec(artifact.backend))
+    return cls(manifest, artifact, threads=threads)

@@ -15,16 +15,21 @@ TIMINGS = "timings.json"
 
 
 class DeviceResultsRunner(Runner):
-    """Replays ``DIR/outputs.f32`` for the pack's inputs (and only for those inputs)."""
+    """Replays ``DIR/outputs.f32`` for the pack's inputs (and only for those inputs).
 
-    def __init__(self, pack, results_dir: str | Path) -> None:
-        self.pack = pack
+    ``precision`` is the packed artifact's (the caller reads it from the pack).
+    """
+
+    def __init__(
+        self, results_dir: str | Path, output_shape, inputs: np.ndarray, precision: str = ""
+    ) -> None:
         self.dir = Path(results_dir)
+        self.output_shape = tuple(int(d) for d in output_shape)
+        self.expected_inputs = inputs
         self.timings = self._timings()
         self.backend = str(self.timings.get("backend", "device"))
         art = self.timings.get("artifact", "")
-        precision = next((a["precision"] for a in pack.artifacts if a["name"] == art), "fp32")
-        super().__init__(precision, threads=0)
+        super().__init__(precision or "fp32", threads=0)
         self.info.update(device=self.timings.get("device", "unknown"), artifact=art)
         self.info["versions"] = self.timings.get("versions", {})
 
@@ -44,7 +49,7 @@ class DeviceResultsRunner(Runner):
         f = self.dir / OUTPUTS
         if not f.is_file():
             raise LightsegError(f"{self.dir}: no {OUTPUTS}")
-        shape = tuple(self.pack.output_shape)
+        shape = self.output_shape
         data = np.fromfile(f, dtype="<f4")
         if data.size != int(np.prod(shape)):
             raise LightsegError(
@@ -54,6 +59,6 @@ class DeviceResultsRunner(Runner):
         self.outputs = data.reshape(shape).astype(np.float32)
 
     def infer_impl(self, x: np.ndarray) -> np.ndarray:
-        if not np.array_equal(x, self.pack.inputs()):
+        if not np.array_equal(x, self.expected_inputs):
             raise LightsegError("device results exist only for the pack's own inputs")
         return self.outputs

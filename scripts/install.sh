@@ -27,7 +27,7 @@ if [[ "$extras" == *all* || "$extras" == *web* ]]; then
     fi
   fi
   if command -v npm >/dev/null && [ ! -d "$venv/web/node_modules/onnxruntime-web" ]; then
-    ver=$("$venv/bin/python" -c "from lightseg.benchmarks.webdemo import ORT_WEB_VERSION as v; print(v)")
+    ver=$("$venv/bin/python" -I -c "from lightseg.benchmarks.webdemo import ORT_WEB_VERSION as v; print(v)")
     npm install -s --prefix "$venv/web" --no-fund --no-audit "onnxruntime-web@$ver" \
       || echo "install: npm could not install onnxruntime-web (browser test will skip)"
   fi

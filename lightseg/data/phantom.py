@@ -465,6 +465,7 @@ def synth_slices(
         for z in chosen[: n - len(out)]:
             s = p.slice(z, prng)
             s.meta["patient"] = patient
+            s.meta["volume_seed"] = pseed
             out.append(s)
         patient += 1
     return out

@@ -7,11 +7,20 @@ Java (android_demo) and JavaScript (web demo) implement the same numbers from th
 
 from __future__ import annotations
 
+import math
 from dataclasses import asdict, dataclass
 
 import numpy as np
 
 from lightseg.errors import LightsegError
+
+MIN_SIZE, MAX_SIZE = 16, 2048  # model input size bounds (a larger one is refused unread)
+MAX_CHANNELS = 4
+MAX_HU = 100_000.0  # |window level| and window width bound
+
+
+def _is_number(v: object) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
 @dataclass(frozen=True)
@@ -25,8 +34,22 @@ class Preprocessing:
     fit: str = "pad"  # "pad": centre-pad/crop to size; "resize": bilinear resize to size
 
     def __post_init__(self) -> None:
-        if self.window_width <= 0 or self.channels < 1 or self.size < 1:
-            raise LightsegError("preprocessing: window_width, channels and size must be positive")
+        for name in ("window_level", "window_width"):
+            v = getattr(self, name)
+            if not _is_number(v) or abs(v) > MAX_HU or not math.isfinite(v):
+                raise LightsegError(f"preprocessing: {name} must be a finite number, got {v!r}")
+        for name in ("channels", "size"):
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise LightsegError(f"preprocessing: {name} must be an integer, got {v!r}")
+        if self.window_width <= 0:
+            raise LightsegError("preprocessing: window_width must be positive")
+        if not 1 <= self.channels <= MAX_CHANNELS:
+            raise LightsegError(f"preprocessing: channels must be 1..{MAX_CHANNELS}")
+        if not MIN_SIZE <= self.size <= MAX_SIZE:
+            raise LightsegError(
+                f"preprocessing: size must be {MIN_SIZE}..{MAX_SIZE}, got {self.size}"
+            )
         if self.fit not in ("pad", "resize"):
             raise LightsegError(f"preprocessing: fit must be 'pad' or 'resize', got {self.fit!r}")
 
@@ -35,9 +58,12 @@ class Preprocessing:
 
     @classmethod
     def from_dict(cls, d: dict) -> Preprocessing:
+        if not isinstance(d, dict):
+            raise LightsegError("preprocessing: expected an object")
         unknown = set(d) - set(cls.__dataclass_fields__)
         if unknown:
-            raise LightsegError(f"preprocessing: unknown fields {sorted(unknown)}")
+            names = sorted(str(k)[:40] for k in unknown)[:5]
+            raise LightsegError(f"preprocessing: unknown fields {names}")
         return cls(**d)
 
     def window(self, hu: np.ndarray) -> np.ndarray:

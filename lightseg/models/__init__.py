@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from lightseg.models.blocks import ACTIVATIONS, Swish
+from lightseg.models.fold import fold_swish_beta
 from lightseg.models.unet import UNet, UNetConfig
 
 #: Named architectures; every field of :class:`UNetConfig` can be overridden.
@@ -27,4 +28,13 @@ def create_model(name: str, **overrides) -> UNet:
     return UNet(model_config(name, **overrides))
 
 
-__all__ = ["ACTIVATIONS", "MODELS", "Swish", "UNet", "UNetConfig", "create_model", "model_config"]
+__all__ = [
+    "ACTIVATIONS",
+    "MODELS",
+    "Swish",
+    "UNet",
+    "UNetConfig",
+    "create_model",
+    "fold_swish_beta",
+    "model_config",
+]

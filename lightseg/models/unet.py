@@ -11,6 +11,9 @@ from torch import nn
 from lightseg.models.blocks import ACTIVATIONS, DoubleConv, Down, OutConv, Up
 
 MAX_DEPTH = 4
+MAX_MID_RATIO = 4.0
+#: Bounds on an architecture read from an untrusted model.json (checked before allocating).
+LIMITS = {"base": (2, 256), "n_channels": (1, 4), "n_classes": (1, 64)}
 
 
 @dataclass(frozen=True)
@@ -32,14 +35,24 @@ class UNetConfig:
     activation: str = "relu"
 
     def __post_init__(self) -> None:
+        ints = ("n_channels", "n_classes", "base", "depth")
+        for name in ints:
+            v = getattr(self, name)
+            if not isinstance(v, int) or isinstance(v, bool):
+                raise ValueError(f"{name} must be an integer, got {v!r}")
+        for name in ("bias", "bilinear"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false, got {getattr(self, name)!r}")
+        r = self.mid_ratio
+        if not isinstance(r, (int, float)) or isinstance(r, bool) or not 0 < r <= MAX_MID_RATIO:
+            raise ValueError(f"mid_ratio must be a number in (0, {MAX_MID_RATIO}], got {r!r}")
         if not 1 <= self.depth <= MAX_DEPTH:
             raise ValueError(f"depth must be 1..{MAX_DEPTH}, got {self.depth}")
-        if self.activation not in ACTIVATIONS:
+        if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}")
-        if self.base < 2 or self.n_channels < 1 or self.n_classes < 1 or self.mid_ratio <= 0:
-            raise ValueError(
-                "base >= 2, n_channels >= 1, n_classes >= 1 and mid_ratio > 0 required"
-            )
+        for name, (lo, hi) in LIMITS.items():
+            if not lo <= getattr(self, name) <= hi:
+                raise ValueError(f"{name} must be {lo}..{hi}, got {getattr(self, name)}")
 
     def to_dict(self) -> dict:
         return asdict(self)

@@ -6,9 +6,10 @@ from pathlib import Path
 
 import torch
 
-from lightseg.benchmarks.inputs import _discs
+from lightseg.artifact import Artifact, Manifest, TensorSpec
 from lightseg.data.preprocessing import Preprocessing
-from lightseg.export.manifest import Artifact, Manifest, TensorSpec, sha256_path, size_path
+from lightseg.data.sets import disc_images
+from lightseg.fileio import sha256_path, size_path
 from lightseg.models import create_model
 
 SIZE = 32
@@ -19,7 +20,7 @@ def train_tiny(steps: int = 60, seed: int = 0):
     """lightunet base=4 trained for a few steps on bright discs: non-trivial masks."""
     torch.manual_seed(seed)
     model = create_model("lightunet", base=4)
-    x, m = _discs(PRE, 32, seed=1)
+    x, m = disc_images(PRE, 32, seed=1)
     xt, mt = torch.from_numpy(x), torch.from_numpy(m)
     opt = torch.optim.Adam(model.parameters(), lr=2e-2)
     model.train()

@@ -3,9 +3,9 @@
 import numpy as np
 import pytest
 
-from lightseg.benchmarks import metrics as M
 from lightseg.benchmarks.latency import LatencyStats
-from lightseg.benchmarks.parity import compare, load_tolerances
+from lightseg.judge import metrics as M
+from lightseg.judge.verdict import compare, load_tolerances
 
 
 def square(n=16, y0=4, x0=4, s=6):

@@ -10,6 +10,7 @@ import numpy as np
 from bench_data import artifact, write_manifest
 
 from lightseg.cli import main
+from lightseg.runtimes.base import RUNNERS
 
 
 def test_parity_passes_and_writes_reports(good_dir, tmp_path):
@@ -81,8 +82,8 @@ def test_crashing_backend_is_its_failure_only(good_dir, trained, tmp_path, monke
             artifact(good_dir, "crashy", "crash.onnx", backend="crashy"),
         ],
     )
-    monkeypatch.setenv("PYTHONPATH", str(tmp_path))
-    monkeypatch.setenv("LIGHTSEG_RUNNERS", "crashy=crashplug:Crasher")
+    # an explicit registry entry: the worker receives it with its open message
+    monkeypatch.setitem(RUNNERS, "crashy", f"{tmp_path / 'crashplug.py'}:Crasher")
     rc = main(["parity", str(good_dir), "--n", "1", "--json", str(tmp_path / "p.json")])
     assert rc == 1
     assert "crashed (signal 11)" in capsys.readouterr().err

@@ -24,7 +24,8 @@ def tiny_export(tiny_model, tmp_path_factory) -> Path:
     """An export folder: model.onnx (fp32), model.ort, manifest.json with their sha256."""
     import torch
 
-    from lightseg.export.manifest import Artifact, Manifest, TensorSpec, sha256_path, size_path
+    from lightseg.artifact import Artifact, Manifest, TensorSpec
+    from lightseg.fileio import sha256_path, size_path
 
     out = tmp_path_factory.mktemp("export")
     x = torch.from_numpy(PRE(synthetic_slice(SIZE, SIZE, 99)[0])[None])

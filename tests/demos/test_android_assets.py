@@ -12,7 +12,7 @@ import pytest
 
 from lightseg.data.preprocessing import Preprocessing
 from lightseg.errors import LightsegError
-from lightseg.export.manifest import sha256_path
+from lightseg.fileio import sha256_path
 
 SCRIPT = Path(__file__).resolve().parents[2] / "android_demo" / "make_assets.py"
 
@@ -41,7 +41,7 @@ def test_assets_hold_the_exact_ort_file_and_its_reference_mask(tiny_export, tmp_
 def test_default_artifact_is_the_int8_ort(tiny_export):
     from dataclasses import replace
 
-    from lightseg.export.manifest import load_manifest
+    from lightseg.artifact import load_manifest
 
     m = load_manifest(tiny_export)
     pick = _module().pick_artifact

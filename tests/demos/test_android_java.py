@@ -11,9 +11,9 @@ import torch
 from demo_data import PRE, SIZE, synthetic_slice
 from java_harness import missing, run_junit
 
-from lightseg.benchmarks.demo_overlay import overlay_argb
+from lightseg.data.overlay import overlay_argb
 from lightseg.data.preprocessing import Preprocessing
-from lightseg.export.manifest import sha256_path
+from lightseg.fileio import sha256_path
 
 CASES = [  # name, h, w, preprocessing (pad smaller, crop larger, mixed, resize, 1 channel)
     ("pad", 48, 56, PRE),

@@ -61,14 +61,15 @@ def tiny_checkpoint(tmp_path_factory) -> str:
 def make_ctx(tiny_checkpoint):
     """Build an ExportContext for the tiny checkpoint in a given folder, ONNX step done."""
     from lightseg.checkpoint import load_checkpoint
+    from lightseg.data.sets import input_set
     from lightseg.export import onnx as lonnx
     from lightseg.export.context import ExportContext
-    from lightseg.export.verify import torch_reference, verification_inputs
+    from lightseg.export.verify import torch_reference
 
     ck = load_checkpoint(tiny_checkpoint)
-    x, src = verification_inputs(ck.preprocessing, 4, seed=0)
-    calib, _ = verification_inputs(ck.preprocessing, 8, seed=1)
-    ref = torch_reference(ck.model, x)
+    vset = input_set("verification", ck.preprocessing)
+    calib = input_set("calibration", ck.preprocessing, 8)
+    ref = torch_reference(ck.model, vset.x)
 
     def make(out):
         ctx = ExportContext(
@@ -76,11 +77,11 @@ def make_ctx(tiny_checkpoint):
             pre=ck.preprocessing,
             classes=ck.classes,
             out=out,
-            x=x,
+            verify_set=vset,
             ref=ref,
-            inputs_source=src,
+            calib=calib.x,
+            calib_source=calib.describe(),
             source_sha256=ck.weights_sha256,
-            calib=calib,
             version="test",
         )
         lonnx.build(ctx)

@@ -9,6 +9,7 @@ import platform
 import pytest
 
 from lightseg.errors import BackendUnavailable
+from lightseg.export.verify import verify_new
 
 need = {
     m: pytest.mark.skipif(importlib.util.find_spec(m) is None, reason=f"{m} not installed")
@@ -24,12 +25,13 @@ def test_coreml_spec_fp32_io_ops_metadata(make_ctx, tmp_path):
 
     ctx = make_ctx(tmp_path)
     coreml.build(ctx, "fp16")
+    verify_new(ctx)
     a = ctx.artifacts["coreml-fp16"]
-    spec = a.verification["spec"]
+    spec = a.options["spec"]
     assert [(d["name"], d["dtype"]) for d in spec["inputs"]] == [("image", "FLOAT32")]
     assert [(d["name"], d["dtype"]) for d in spec["outputs"]] == [("logits", "FLOAT32")]
     assert set(spec["mil_ops"]) >= coreml.EXPECTED_OPS and "cast" in spec["mil_ops"]
-    assert a.verification["spec_check"] == "passed"
+    assert a.options["spec_check"] == "passed"
     if platform.system() != "Darwin":
         assert a.verification["status"] == "skipped" and "macOS" in a.verification["reason"]
     ml = ct.models.MLModel(str(tmp_path / a.path), skip_model_load=True)
@@ -47,10 +49,13 @@ def test_openvino_fp32_and_int8(make_ctx, tmp_path):
     quantize.build_int8(ctx)
     openvino.build(ctx, "fp32")
     openvino.build(ctx, "int8")
+    verify_new(ctx)
     fp32, int8 = ctx.artifacts["openvino-fp32"], ctx.artifacts["openvino-int8"]
-    assert fp32.verification["status"] == "passed" and fp32.verification["max_prob_err"] < 1e-4
-    assert int8.verification["status"] == "passed" and int8.verification["dice_vs_fp32"] >= 0.9
+    assert fp32.verification["status"] == "pass" and fp32.verification["prob_abs_max"] < 1e-4
+    assert int8.verification["status"] == "pass", int8.verification
+    assert int8.verification["dice_ref_mean"] >= 0.9
     assert (tmp_path / "openvino" / "model-fp32.bin").stat().st_size > 10_000  # fp32, not fp16
+    assert fp32.files == {"openvino/model-fp32.bin": fp32.files["openvino/model-fp32.bin"]}
 
 
 @need["executorch"]
@@ -59,10 +64,11 @@ def test_executorch_xnnpack_fp32(make_ctx, tmp_path):
 
     ctx = make_ctx(tmp_path)
     executorch.build(ctx, "fp32")
+    verify_new(ctx)
     a = ctx.artifacts["executorch-fp32"]
     assert a.options["partitions"] >= 1, a.options
-    assert a.verification["status"] == "passed", a.verification
-    assert a.verification["max_prob_err"] < 1e-4
+    assert a.verification["status"] == "pass", a.verification
+    assert a.verification["prob_abs_max"] < 1e-4
 
 
 @pytest.mark.slow
@@ -72,10 +78,11 @@ def test_executorch_xnnpack_int8_pt2e(make_ctx, tmp_path):
 
     ctx = make_ctx(tmp_path)
     executorch.build(ctx, "int8")
+    verify_new(ctx)
     a = ctx.artifacts["executorch-int8"]
     assert a.options["partitions"] >= 1 and a.options["outside_delegate"] == []
-    assert a.verification["status"] == "passed", a.verification
-    assert a.verification["max_prob_err"] > 1e-4 and a.verification["dice_vs_fp32"] >= 0.9
+    assert a.verification["status"] == "pass", a.verification
+    assert a.verification["prob_abs_max"] > 1e-4 and a.verification["dice_ref_mean"] >= 0.9
 
 
 @pytest.mark.skipif(importlib.util.find_spec("litert_torch") is not None, reason="installed")

@@ -54,7 +54,13 @@ def test_export_cli_writes_manifest_last(tiny_checkpoint, tmp_path, capsys):
     assert "[1/2] onnx" in text and "model-int8.onnx" in text
     m = json.loads((out / "manifest.json").read_text())
     assert m["extra"]["calibration"]["method"] == "minmax"
-    assert "4" in m["extra"]["calibration"]["data"]
+    assert m["extra"]["calibration"]["data"] == {
+        "name": "calibration",
+        "seed": 101,
+        "n": 4,
+        "source": "phantom",
+    }
+    assert m["extra"]["input_sets"]["verification"]["seed"] == 202
     assert not [p for p in out.rglob(".*")]  # no temp files left behind
 
 
@@ -103,7 +109,7 @@ def test_calib_data_from_user(tiny_checkpoint, tmp_path, capsys):
     args = ["export", tiny_checkpoint, "-t", "x86-ort-int8", "-o", str(out)]
     assert main([*args, "--calib-data", str(good)]) == 0
     m = json.loads((out / "manifest.json").read_text())
-    assert m["extra"]["calibration"]["data"] == "calib.npy (5 images)"
+    assert m["extra"]["calibration"]["data"] == {"name": "user", "source": "calib.npy", "n": 5}
     bad = tmp_path / "bad.npy"
     np.save(bad, np.zeros((2, 1, 8, 8), np.float32))
     assert main([*args, "--force", "--calib-data", str(bad)]) == 2

@@ -8,25 +8,28 @@ import numpy as np
 import onnx
 import pytest
 
+from lightseg.artifact import load_manifest
 from lightseg.errors import LightsegError
-from lightseg.export import onnx as lonnx
-from lightseg.export.manifest import load_manifest
 from lightseg.export.quantize import quantize_int8
 from lightseg.export.targets import export
-from lightseg.export.verify import BUDGETS, compare
+from lightseg.judge.verdict import compare, load_tolerances
+from lightseg.runtimes.ort import run_model
+
+GATES = load_tolerances()
 
 
-def test_every_artifact_passes_its_budget(ort_export):
+def test_every_artifact_passes_the_judge(ort_export):
     arts = {a.name: a for a in ort_export.artifacts}
     for name in ("onnx-fp32", "onnx-fp32-fixed", "onnx-fp16", "onnx-int8", "ort-fp32", "ort-int8"):
         v = arts[name].verification
-        assert v["status"] == "passed", (name, v)
-        assert v["lesion_pixels_ref"] > 50  # the tiny model predicts lesions: not a trivial mask
-        assert v["p99_prob_err"] <= BUDGETS[arts[name].precision]["p99_prob_err"]
-    assert arts["onnx-fp32"].verification["max_prob_err"] < 1e-4
-    assert arts["onnx-fp16"].verification["max_prob_err"] < 2e-2
-    assert arts["onnx-int8"].verification["dice_vs_fp32"] >= 0.9
-    assert arts["onnx-int8"].verification["max_prob_err"] > 1e-4  # int8 really is quantized
+        assert v["status"] == "pass", (name, v)
+        assert v["ref_lesion_pixels"] > 50  # the tiny model predicts lesions: not a trivial mask
+        assert v["prob_abs_p99"] <= GATES[arts[name].precision]["max"]["prob_abs_p99"]
+        assert v["inputs"]["name"] == "verification" and v["inputs"]["n"] == 16
+    assert arts["onnx-fp32"].verification["prob_abs_max"] < 1e-4
+    assert arts["onnx-fp16"].verification["prob_abs_max"] < 2e-2
+    assert arts["onnx-int8"].verification["dice_ref_mean"] >= 0.9
+    assert arts["onnx-int8"].verification["prob_abs_max"] > 1e-4  # int8 really is quantized
 
 
 def test_onnx_single_file_named_io_opset_and_shapes(ort_export):
@@ -48,7 +51,7 @@ def test_dynamic_batch_model_matches_torch_at_batch_3(ort_export, tiny_checkpoin
 
     ck = load_checkpoint(tiny_checkpoint)
     x = np.random.default_rng(3).random((3, 3, 32, 32), dtype=np.float32)
-    out = lonnx.run(ort_export.root / "model.onnx", x)
+    out = run_model(ort_export.root / "model.onnx", x)
     assert out.shape == (3, 2, 32, 32)
     assert np.abs(out - torch_reference(ck.model, x)).max() < 1e-4
 
@@ -87,7 +90,7 @@ def test_manifest_hashes_verify_and_tampering_is_caught(ort_export):
 
 
 def test_mobile_usability_report_parsed(ort_export):
-    u = ort_export.artifact("ort-fp32").verification["usability"]
+    u = ort_export.artifact("ort-fp32").options["usability"]
     ml = u["CoreML MLProgram"]
     assert ml["supported_nodes"] == ml["total_nodes"] > 0 and ml["partitions"] == 1
     nnapi = u["NNAPI"]
@@ -122,8 +125,8 @@ def test_calibration_methods(ort_export, make_ctx, tmp_path, method):
     ctx = make_ctx(tmp_path)
     dst = tmp_path / f"int8-{method}.onnx"
     quantize_int8(ctx.files["onnx-fp32"], dst, ctx.calib, method)
-    v = compare(ctx.ref, lonnx.run(dst, ctx.x), "int8")
-    assert v["dice_vs_fp32"] >= 0.85, v
+    v = compare(ctx.ref, run_model(dst, ctx.x), None, GATES, "int8")
+    assert v.metrics["dice_ref_mean"] >= 0.85, v.metrics
     assert dst.read_bytes() != (ort_export.root / "model-int8.onnx").read_bytes()
 
 
@@ -131,16 +134,3 @@ def test_dynamic_quantization_refused(make_ctx, tmp_path):
     ctx = make_ctx(tmp_path)
     with pytest.raises(LightsegError, match="ConvInteger"):
         quantize_int8(ctx.files["onnx-fp32"], tmp_path / "d.onnx", ctx.calib, "minmax", "dynamic")
-
-
-def test_compare_fails_outside_budget():
-    ref = np.zeros((1, 2, 8, 8), np.float32)
-    ref[:, 1, 2:6, 2:6] = 5.0
-    assert compare(ref, ref + 1e-6, "fp32")["status"] == "passed"
-    bad = ref.copy()
-    bad[:, 1] = -5.0
-    v = compare(ref, bad, "int8")
-    assert v["status"] == "failed" and v["dice_vs_fp32"] == 0.0
-    empty = compare(bad, bad, "fp32")
-    assert empty["lesion_pixels_ref"] == 0 and "trivially" in empty["note"]
-    assert "note" not in compare(ref, ref, "fp32")

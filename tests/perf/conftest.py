@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lightseg.benchmarks.inputs import _discs
 from lightseg.checkpoint import save_checkpoint
 from lightseg.data.preprocessing import Preprocessing
+from lightseg.data.sets import disc_images
 from lightseg.models import create_model
 
 SIZE = 32
@@ -18,7 +18,7 @@ def tiny_checkpoint(tmp_path_factory) -> str:
     torch.manual_seed(0)
     pre = Preprocessing(size=SIZE)
     model = create_model("lightunet", base=4)
-    x, m = _discs(pre, 32, seed=1)
+    x, m = disc_images(pre, 32, seed=1)
     xt, mt = torch.from_numpy(x), torch.from_numpy(m)
     opt = torch.optim.Adam(model.parameters(), lr=2e-2)
     model.train()

@@ -6,8 +6,9 @@ import numpy as np
 import pytest
 import torch
 
+from lightseg.artifact import Artifact, Manifest, TensorSpec
 from lightseg.errors import BackendUnavailable, LightsegError
-from lightseg.export.manifest import Artifact, Manifest, TensorSpec, sha256_path, size_path
+from lightseg.fileio import sha256_path, size_path
 from lightseg.models import create_model
 from lightseg.runtimes.base import runner_for
 from lightseg.runtimes.torch_runner import TorchRunner

@@ -28,11 +28,11 @@ def test_tiny_model_overfits_a_handful_of_slices(tmp_path):
     s = train(cfg_val_same, progress=False)
     # validation uses seed + 1000, so evaluate on the training slices explicitly too
     from lightseg.data.dataset import build_dataset
-    from lightseg.train import _stack, evaluate_arrays
+    from lightseg.train import evaluate_arrays, stack_dataset
 
     ck = load_checkpoint(tmp_path / "run" / "last")
     ds = build_dataset("synth", ck.preprocessing, 6, cfg.seed, augment=False)
-    x, y = _stack(ds, 6)
+    x, y = stack_dataset(ds, 6)
     summary, _ = evaluate_arrays(ck.model, x, y)
     assert summary["lesion_dice"] > 0.9, summary
     assert s["history"] and (tmp_path / "run" / "best" / "model.json").is_file()

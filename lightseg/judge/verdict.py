@@ -2,7 +2,8 @@
 
 ``compare(reference_logits, candidate_logits, gt_masks, tolerances)`` checks structure, then
 probabilities, then masks, where flips happen, and Dice against ground truth relative to the
-reference (MLPerf style). Gates come from tolerances.toml, per precision.
+reference (MLPerf style). Gates come from tolerances.toml beside this module, per precision: the
+one tolerance file of the project, used by export verification and ``lightseg parity`` alike.
 """
 
 from __future__ import annotations
@@ -14,12 +15,11 @@ import numpy as np
 
 try:
     import tomllib
-except ModuleNotFoundError:  # Python 3.10
+except ModuleNotFoundError:  # Python 3.10 (JetPack 6)
     import tomli as tomllib
-import tomllib
 
-from lightseg.benchmarks import metrics as M
 from lightseg.errors import LightsegError
+from lightseg.judge import metrics as M
 
 DEFAULT_TOLERANCES = Path(__file__).with_name("tolerances.toml")
 
@@ -61,6 +61,18 @@ class Verdict:
 
     def to_dict(self) -> dict:
         return asdict(self)
+
+    def summary(self, inputs: dict | None = None) -> dict:
+        """What a manifest records: status, the first failing gate, headline metrics, inputs."""
+        keys = ("prob_abs_max", "prob_abs_p99", "dice_ref_mean", "dice_ref_min",
+                "confident_flips", "hd95_max", "gt_dice_ratio", "ref_lesion_pixels")  # fmt: skip
+        out = {"status": self.status, "reason": self.reason() if self.status != "pass" else ""}
+        out.update({k: self.metrics[k] for k in keys if k in self.metrics})
+        out["failed_checks"] = [asdict(c) for c in self.failures()]
+        out["gate"] = f"lightseg.judge tolerances [{self.precision}]"
+        if inputs:
+            out["inputs"] = inputs
+        return out
 
 
 def load_tolerances(path: str | Path | None = None) -> dict:
@@ -115,6 +127,7 @@ def compare(
     pixels = lab_ref.size
     m = dict(M.prob_errors(p_ref, p_cand))
     m.update(
+        ref_lesion_pixels=int((lab_ref > 0).sum()),
         dice_ref_min=min(r["dice"] for r in v.per_image),
         dice_ref_mean=float(np.mean([r["dice"] for r in v.per_image])),
         iou_ref_min=min(r["iou"] for r in v.per_image),

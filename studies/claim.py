@@ -17,7 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
-from lightseg.train import TrainConfig, _stack, evaluate_arrays, train
+from lightseg.train import TrainConfig, evaluate_arrays, stack_dataset, train
 
 MODELS = ("unet", "lightunet")
 
@@ -75,7 +75,7 @@ def run(
     ds = build_dataset(
         "synth", ck.preprocessing, eval_n, seed + 777, lesion_fraction=0.75, per_volume=2
     )
-    x, y = _stack(ds, eval_n)
+    x, y = stack_dataset(ds, eval_n)
     for name in MODELS:
         summary, cases = evaluate_arrays(load_checkpoint(ckpts[name]).model, x, y)
         rows[name]["eval"] = summary

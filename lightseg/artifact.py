@@ -9,20 +9,23 @@ Schema (``schema_version`` 1)::
       "artifacts": [Artifact, ...]
     }
 
-Artifact paths are relative to the folder. A directory artifact (``.mlpackage``) is hashed over
-its files' relative paths and bytes in sorted order.
+Artifact paths are relative to the folder and must stay inside it (no absolute paths, no
+``..``, no symlinks leading out). ``sha256`` covers the artifact's main file; a directory
+artifact (``.mlpackage``) is hashed over its files' relative paths and bytes in sorted order.
+Every other file an artifact needs to run (OpenVINO's ``.bin`` weights, external ONNX data) is
+listed in ``files`` with its own sha256: :meth:`Manifest.verify` checks all of them, and every
+consumer (runners, parity, bench, pack, the web demo) goes through it.
 """
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import tempfile
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from lightseg.errors import LightsegError
+from lightseg.fileio import atomic_write_text, sha256_path
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
@@ -52,8 +55,9 @@ class Artifact:
     tools: dict = field(default_factory=dict)
     options: dict = field(default_factory=dict)
     seconds: float = 0.0
-    verification: dict = field(default_factory=dict)  # {"status": passed|failed|skipped, ...}
+    verification: dict = field(default_factory=dict)  # the judge's verdict summary
     targets: list[str] = field(default_factory=list)
+    files: dict[str, str] = field(default_factory=dict)  # companion file (relative) -> sha256
 
     @classmethod
     def from_dict(cls, d: dict) -> Artifact:
@@ -62,42 +66,6 @@ class Artifact:
         d["outputs"] = [TensorSpec(**t) for t in d.get("outputs", [])]
         known = set(cls.__dataclass_fields__)
         return cls(**{k: v for k, v in d.items() if k in known})
-
-
-def sha256_path(path: str | os.PathLike) -> str:
-    """sha256 of a file, or of a folder's (relative path, bytes) pairs in sorted order."""
-    p = Path(path)
-    h = hashlib.sha256()
-    files = sorted(f for f in p.rglob("*") if f.is_file()) if p.is_dir() else [p]
-    for f in files:
-        if p.is_dir():
-            h.update(f.relative_to(p).as_posix().encode() + b"\0")
-        with open(f, "rb") as fh:
-            for chunk in iter(lambda: fh.read(1 << 20), b""):
-                h.update(chunk)
-    return h.hexdigest()
-
-
-def size_path(path: str | os.PathLike) -> int:
-    p = Path(path)
-    return (
-        sum(f.stat().st_size for f in p.rglob("*") if f.is_file())
-        if p.is_dir()
-        else p.stat().st_size
-    )
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> None:
-    """Write text to a temp file beside ``path`` and rename it into place."""
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 @dataclass
@@ -132,23 +100,42 @@ class Manifest:
         atomic_write_text(out, json.dumps(self.to_dict(), indent=2, sort_keys=True) + "\n")
         return out
 
-    def path_of(self, artifact: Artifact) -> Path:
+    def path_of(self, artifact: Artifact, rel: str | None = None) -> Path:
+        """The path of ``artifact`` (or of one of its companion files), confined to the folder."""
         if self.root is None:
             raise LightsegError("manifest has no folder")
-        return self.root / artifact.path
+        return confined(self.root, artifact.path if rel is None else rel, artifact.name)
+
+    def paths(self, artifact: Artifact) -> list[Path]:
+        """Every file or folder ``artifact`` needs: its main path, then its companions."""
+        return [self.path_of(artifact)] + [self.path_of(artifact, r) for r in artifact.files]
 
     def verify(self, artifact: Artifact) -> Path:
-        """Return the artifact's path after checking it exists and its sha256 matches."""
-        p = self.path_of(artifact)
-        if not p.exists():
-            raise LightsegError(f"artifact {artifact.name}: {p} is missing")
-        digest = sha256_path(p)
-        if digest != artifact.sha256:
-            raise LightsegError(
-                f"artifact {artifact.name}: sha256 of {p.name} is {digest[:12]}, manifest says "
-                f"{artifact.sha256[:12]}: the file was modified or corrupted; re-export it"
-            )
-        return p
+        """The artifact's path, after checking it and every companion file against its sha256."""
+        main = self.path_of(artifact)
+        for p, want in [(main, artifact.sha256)] + [
+            (self.path_of(artifact, r), h) for r, h in sorted(artifact.files.items())
+        ]:
+            if not p.exists():
+                raise LightsegError(f"artifact {artifact.name}: {p} is missing")
+            digest = sha256_path(p)
+            if digest != want:
+                raise LightsegError(
+                    f"artifact {artifact.name}: sha256 of {p.name} is {digest[:12]}, manifest "
+                    f"says {str(want)[:12]}: the file was modified or corrupted; re-export it"
+                )
+        return main
+
+
+def confined(root: Path, rel: str, what: str = "artifact") -> Path:
+    """``root / rel``, refused unless it stays inside ``root`` (symlinks resolved)."""
+    if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or "\\" in rel:
+        raise LightsegError(f"{what}: path {rel!r} must be relative to the export folder")
+    base = root.resolve()
+    p = (root / rel).resolve()
+    if p != base and base not in p.parents:
+        raise LightsegError(f"{what}: path {rel!r} leads outside the export folder {root}")
+    return root / rel
 
 
 def load_manifest(root: str | os.PathLike) -> Manifest:

@@ -10,7 +10,7 @@ import sys
 import tempfile
 import time
 
-from lightseg.benchmarks.worker import Session
+from lightseg.runtimes.worker import Session
 
 
 class BackendDied(Exception):
@@ -18,13 +18,17 @@ class BackendDied(Exception):
 
 
 class IsolatedBackend:
-    """A ``python -m lightseg.benchmarks.worker`` child; each call has a timeout."""
+    """A ``python -I -m lightseg.runtimes.worker`` child; each call has a timeout.
+
+    ``-I`` (isolated mode) keeps the working directory and PYTHON* variables out of the child's
+    import path: it runs the installed package, wherever it is started from.
+    """
 
     def __init__(self, timeout: float) -> None:
         self.timeout = timeout
         self.stderr = tempfile.TemporaryFile()  # noqa: SIM115 (closed in close())
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "lightseg.benchmarks.worker"],
+            [sys.executable, "-I", "-m", "lightseg.runtimes.worker"],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=self.stderr,

@@ -1,6 +1,6 @@
-"""The performance table of issue 8, in ONE run: matmul peaks, every backend, ratios, parity.
+"""The performance table in ONE run: matmul peaks, every backend, ratios, parity.
 
-    python -m lightseg.benchmarks.perf --checkpoint default --out benchmarks/results
+    python -m lightseg.pipeline.perf --checkpoint default --out benchmarks/results
 
 Exports the checkpoint (x86-auto, x86-ort-int8, x86-openvino, android-executorch) and an
 untrained baseline ``unet`` (fp32 and int8 ONNX / OpenVINO; latency does not depend on the
@@ -16,178 +16,134 @@ import argparse
 import copy
 import json
 import os
+import shutil
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-import numpy as np
-
-from lightseg.runtimes.base import PLUGIN_ENV, ArtifactRunner
-from lightseg.runtimes.ort import OrtRunner
+from lightseg.fileio import sha256_path, size_path
 
 BASE = "unet-"  # name prefix of the baseline model's rows
-PLUGINS = (
-    "pytorch-eager=lightseg.benchmarks.perf:CheckpointRunner,"
-    "onnxruntime-opts=lightseg.benchmarks.perf:OrtLevelRunner"
-)
 LIGHT_TARGETS = "x86-auto,x86-ort-int8,x86-openvino"
 SKIP = ("-fixed", "trt")  # fixed-batch copies and TensorRT helpers are not timed here
+TIMED = ("onnxruntime", "openvino", "executorch")
 PEAK_KEY = {"fp32": "fp32", "bf16": "bf16", "int8": "int8"}
 
 
-class CheckpointRunner(ArtifactRunner):
-    """PyTorch eager fp32 of a checkpoint folder artifact; ``options.channels_last`` for NHWC."""
-
-    def open_impl(self) -> None:
-        import torch
-
-        from lightseg.checkpoint import load_checkpoint
-
-        torch.set_num_threads(self.threads)
-        self.channels_last = bool(self.artifact.options.get("channels_last"))
-        self.model = load_checkpoint(self.path).model.float().eval()
-        if self.channels_last:
-            self.model = self.model.to(memory_format=torch.channels_last)
-        self.info["versions"]["torch"] = torch.__version__
-
-    def infer_impl(self, x: np.ndarray) -> np.ndarray:
-        import torch
-
-        t = torch.from_numpy(x)
-        if self.channels_last:
-            t = t.contiguous(memory_format=torch.channels_last)
-        with torch.inference_mode():
-            return self.model(t).contiguous().numpy()
+def _copy_in(bench: Path, manifest, art, name: str, sub: str):
+    """A copy of ``art`` (every file it needs) under ``bench/sub``, renamed ``name``."""
+    b = copy.deepcopy(art)
+    b.name, b.targets = name, []
+    for rel in [art.path, *art.files]:
+        dst = bench / sub / rel
+        dst.parent.mkdir(parents=True, exist_ok=True)
+        src = manifest.path_of(art, rel)
+        (shutil.copytree if src.is_dir() else shutil.copy2)(src, dst)
+    b.path = f"{sub}/{art.path}"
+    b.files = {f"{sub}/{r}": h for r, h in art.files.items()}
+    return b
 
 
-class OrtLevelRunner(OrtRunner):
-    """ORT CPU EP with ``options.graph_optimization_level`` (disable|basic|extended|all)."""
-
-    def open_impl(self) -> None:
-        import onnxruntime as ort
-
-        level = self.artifact.options.get("graph_optimization_level", "all")
-        levels = {
-            "disable": ort.GraphOptimizationLevel.ORT_DISABLE_ALL,
-            "basic": ort.GraphOptimizationLevel.ORT_ENABLE_BASIC,
-            "extended": ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED,
-            "all": ort.GraphOptimizationLevel.ORT_ENABLE_ALL,
-        }
-        so = ort.SessionOptions()
-        so.intra_op_num_threads = self.threads
-        so.inter_op_num_threads = 1
-        so.graph_optimization_level = levels[level]
-        self.session = ort.InferenceSession(str(self.path), so, providers=self.providers)
-        self.input_name = self.session.get_inputs()[0].name
-        self.output_name = self.session.get_outputs()[0].name
-        self.info["versions"]["onnxruntime"] = ort.__version__
-        self.info["graph_optimization_level"] = level
+def _timeable(bench: Path, manifest, prefix: str) -> list:
+    """The export's timeable artifacts copied into ``bench`` (OpenVINO bf16 added if missing)."""
+    out = []
+    sub = prefix.rstrip("-") or "light"
+    for a in manifest.artifacts:
+        if any(s in a.name for s in SKIP) or a.backend not in TIMED:
+            continue
+        out.append(_copy_in(bench, manifest, a, prefix + a.name, sub))
+        if a.name == "openvino-fp32" and "openvino-bf16" not in manifest.names():
+            c = copy.deepcopy(out[-1])
+            c.name, c.precision = prefix + "openvino-bf16", "bf16"
+            c.options = {**c.options, "run_with": {"INFERENCE_PRECISION_HINT": "bf16"}}
+            out.append(c)
+    return out
 
 
-def _ort_variants(light) -> list:
+def _ort_variants(bench: Path, arts: list) -> list:
     """ORT fp32/int8 at the basic level, and int8 saved after ORT's full optimisation (servers)."""
     import onnxruntime as ort
 
-    from lightseg.export.manifest import sha256_path, size_path
-
     out = []
-    for name in ("onnx-fp32", "onnx-int8"):
-        if name not in light.names():
-            continue
-        a = copy.deepcopy(light.artifact(name))
-        src = (light.root / a.path).resolve()
+    for a in [a for a in arts if a.name in ("onnx-fp32", "onnx-int8")]:
         b = copy.deepcopy(a)
-        b.name, b.backend, b.path = f"{name}-basic", "onnxruntime-opts", str(src)
-        b.options = {"graph_optimization_level": "basic"}
+        b.name, b.options = f"{a.name}-basic", {"graph_optimization_level": "basic"}
         out.append(b)
-        saved = src.with_name(src.stem + "-ort-optimized.onnx")
+        saved = (bench / a.path).with_name(Path(a.path).stem + "-ort-optimized.onnx")
         so = ort.SessionOptions()
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.optimized_model_filepath = str(saved)
-        ort.InferenceSession(str(src), so, providers=["CPUExecutionProvider"])
+        ort.InferenceSession(str(bench / a.path), so, providers=["CPUExecutionProvider"])
         c = copy.deepcopy(a)
-        c.name, c.backend, c.path = f"{name}-saved-optimized", "onnxruntime-opts", str(saved)
+        c.name, c.path = f"{a.name}-saved-optimized", saved.relative_to(bench).as_posix()
         c.sha256, c.size_bytes = sha256_path(saved), size_path(saved)
         c.options = {"graph_optimization_level": "disable", "saved_with": "ORT_ENABLE_ALL"}
         out.append(c)
     return out
 
 
-def _checkpoint_artifact(name: str, ck: Path, like, channels_last: bool):
-    from lightseg.export.manifest import Artifact, sha256_path, size_path
+def _checkpoint_artifact(bench: Path, name: str, ck: Path, like, channels_last: bool):
+    """A checkpoint folder copied into ``bench``, run by PyTorch eager (``pytorch-eager``)."""
+    from lightseg.artifact import Artifact
 
+    dst = bench / "checkpoints" / name
+    if not dst.exists():
+        shutil.copytree(ck, dst)
     return Artifact(
         name=name,
-        path=str(ck.resolve()),
+        path=dst.relative_to(bench).as_posix(),
         backend="pytorch-eager",
         precision="fp32",
         format="safetensors",
-        sha256=sha256_path(ck),
-        size_bytes=size_path(ck / "weights.safetensors"),
+        sha256=sha256_path(dst),
+        size_bytes=size_path(dst / "weights.safetensors"),
         inputs=copy.deepcopy(like.inputs),
         outputs=copy.deepcopy(like.outputs),
         options={"channels_last": channels_last},
     )
 
 
-def _absolute(manifest, prefix: str) -> list:
-    """Timeable artifacts with absolute paths and prefixed names; OpenVINO bf16 added."""
-    out = []
-    for a in manifest.artifacts:
-        if any(s in a.name for s in SKIP) or a.backend not in (
-            "onnxruntime",
-            "openvino",
-            "executorch",
-        ):
-            continue
-        b = copy.deepcopy(a)
-        b.path = str((manifest.root / a.path).resolve())
-        b.name = prefix + a.name
-        out.append(b)
-        if a.name == "openvino-fp32" and "openvino-bf16" not in manifest.names():
-            c = copy.deepcopy(b)
-            c.name, c.precision = prefix + "openvino-bf16", "bf16"
-            out.append(c)
-    return out
-
-
-def _mkdir(p: Path) -> Path:
-    p.mkdir(parents=True, exist_ok=True)
-    return p
-
-
 def build(checkpoint: str, work: Path, executorch: bool, baseline: bool, say=print) -> dict:
     """Export the light (and baseline) model into ``work``; write the bench manifest."""
     import torch
 
+    from lightseg.artifact import Manifest
     from lightseg.checkpoint import load_checkpoint, save_checkpoint
-    from lightseg.export.manifest import Manifest
     from lightseg.export.targets import export
     from lightseg.models import create_model
+    from lightseg.pipeline import autopick
 
     ck = load_checkpoint(checkpoint)
     targets = LIGHT_TARGETS + (",android-executorch" if executorch else "")
     say(f"export {ck.path} -> {work / 'light'} ({targets})")
-    light = export(ck.path, targets, work / "light", force=True, n_verify=2, progress=say)
-    arts = _absolute(light, "") + _ort_variants(light)
+    light = export(ck.path, targets, work / "light", force=True, progress=say)
+    autopick.pick(work / "light", say=say)
+    from lightseg.artifact import load_manifest
+
+    light = load_manifest(work / "light")
+    bench = work / "bench"
+    shutil.rmtree(bench, ignore_errors=True)
+    bench.mkdir(parents=True)
+    arts = _timeable(bench, light, "")
+    arts += _ort_variants(bench, arts)
     like = light.artifacts[0]
-    arts.append(_checkpoint_artifact("pytorch-channels-last", ck.path, like, True))
+    arts.append(_checkpoint_artifact(bench, "pytorch-channels-last", ck.path, like, True))
     if baseline:
         torch.manual_seed(0)
         bck = work / "unet-untrained"
         save_checkpoint(create_model("unet"), bck, "unet", ck.preprocessing, ck.classes)
         say(f"export untrained unet -> {work / 'unet'} (x86-openvino)")
         base = export(bck, "x86-openvino", work / "unet", force=True, n_verify=1, calib_n=2)
-        arts += _absolute(base, BASE)
-        arts.append(_checkpoint_artifact(BASE + "pytorch-fp32", bck, like, False))
-        arts.append(_checkpoint_artifact(BASE + "pytorch-channels-last", bck, like, True))
+        arts += _timeable(bench, base, BASE)
+        arts.append(_checkpoint_artifact(bench, BASE + "pytorch-fp32", bck, like, False))
+        arts.append(_checkpoint_artifact(bench, BASE + "pytorch-channels-last", bck, like, True))
     Manifest(
         source={"checkpoint": str(ck.path), "weights_sha256": ck.weights_sha256},
         preprocessing=ck.preprocessing.to_dict(),
         classes=ck.classes,
         artifacts=arts,
-    ).save(_mkdir(work / "bench"))
+    ).save(bench)
     return {"light": light, "checkpoint": str(ck.path)}
 
 
@@ -262,7 +218,7 @@ def rows(bench: dict, verdicts: dict, peaks: dict, gflop: dict, batch: int = 1) 
 
 
 def targets(table: list[dict], lesion_pixels: list[int] | None = None) -> dict:
-    """Issue 8's targets, each with the measured value and whether it is met.
+    """The performance targets, each with the measured value and whether it is met.
 
     Dice targets are not met when the fp32 reference masks hold no lesion (``lesion_pixels``
     all 0: Dice is trivially 1); %-of-peak targets are not met when a backend beats the
@@ -371,14 +327,14 @@ def markdown(doc: dict) -> str:
                 f"| {r['name']} | {r['precision']} | {_f(r['p50_ms'], '.1f')} "
                 f"| {_f(r['images_per_s'], '.1f')} | {_f(gain, '.2f')} |"
             )
-    lines += ["", "## Issue 8 targets", "", "| target | measured | met |", "|---|---|---|"]
+    lines += ["", "## Targets", "", "| target | measured | met |", "|---|---|---|"]
     for k, v in doc["targets"].items():
         shown = {kk: (round(vv, 3) if isinstance(vv, float) else vv) for kk, vv in v.items()}
         shown.pop("met")
         lines.append(f"| {k} | {shown} | {'yes' if v['met'] else 'NO'} |")
     pick = doc.get("auto_pick")
     if pick:
-        from lightseg.export.auto import table_lines
+        from lightseg.pipeline.autopick import table_lines
 
         lines += [
             "",
@@ -392,12 +348,10 @@ def markdown(doc: dict) -> str:
 
 
 def run(args: argparse.Namespace, say=print) -> dict:
-    from lightseg.benchmarks.harness import machine
-    from lightseg.benchmarks.latency import _model_gmacs, run_bench
-    from lightseg.export.auto import fresh_parity
-    from lightseg.export.manifest import atomic_write_text
+    from lightseg.benchmarks.harness import machine, run_parity
+    from lightseg.benchmarks.latency import model_gmacs, run_bench
+    from lightseg.fileio import atomic_write_text
 
-    os.environ[PLUGIN_ENV] = ",".join(filter(None, [os.environ.get(PLUGIN_ENV), PLUGINS]))
     load_before = os.getloadavg()
     t0 = time.time()
     with tempfile.TemporaryDirectory(prefix="lightseg-perf-") as tmp:
@@ -415,14 +369,14 @@ def run(args: argparse.Namespace, say=print) -> dict:
         ]
         light_names = [n for n in light_names if not n.startswith(BASE)]
         say(f"parity: {len(light_names)} lightweight artifacts on {args.n} phantom slices ...")
-        par = fresh_parity(folder, args.n, args.threads, light_names)
+        par = run_parity(folder, "verification", args.n, light_names, threads=args.threads)
         verdicts = {v.name: v.to_dict() for v in par.verdicts}
         lesion_px = [int(v) for v in (par.reference.argmax(1) > 0).sum((1, 2))]
         size = light.preprocessing["size"]
         shape = (light.preprocessing["channels"], size, size)
-        gflop = {"lightunet": 2 * _model_gmacs(built["checkpoint"], shape)}
+        gflop = {"lightunet": 2 * model_gmacs(built["checkpoint"], shape)}
         if args.baseline:
-            gflop["unet"] = 2 * _model_gmacs(str(work / "unet-untrained"), shape)
+            gflop["unet"] = 2 * model_gmacs(str(work / "unet-untrained"), shape)
         peaks = {  # a peak: the best of the two measurements of this run
             k: max(filter(None, (v, peaks_before.get(k))), default=None)
             for k, v in bench["matmul_peak_gflops"].items()
@@ -446,7 +400,7 @@ def run(args: argparse.Namespace, say=print) -> dict:
     doc = {
         "schema_version": 1,
         "kind": "lightseg-perf",
-        "command": " ".join(["python -m lightseg.benchmarks.perf", *sys.argv[1:]]),
+        "command": " ".join(["python -m lightseg.pipeline.perf", *sys.argv[1:]]),
         "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         "seconds": round(time.time() - t0, 1),
         "machine": machine(),
@@ -477,12 +431,12 @@ def run(args: argparse.Namespace, say=print) -> dict:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(prog="python -m lightseg.benchmarks.perf", description=__doc__)
+    p = argparse.ArgumentParser(prog="python -m lightseg.pipeline.perf", description=__doc__)
     p.add_argument("--checkpoint", default="default", help="Defaults to the shipped checkpoint.")
     p.add_argument("--out", default="benchmarks/results", help="Folder for perf.json/perf.md.")
     p.add_argument("--runs", type=int, default=30, help="Timed runs per backend (default 30).")
     p.add_argument("--threads", type=int, default=2)
-    p.add_argument("--n", type=int, default=8, help="Phantom slices for parity (default 8).")
+    p.add_argument("--n", type=int, default=None, help="Parity slices (default: the set's).")
     p.add_argument("--batch", type=int, default=4, help="Throughput batch (1 = skip).")
     p.add_argument("--work", default=None, help="Keep the exports here (default: a temp dir).")
     p.add_argument("--no-executorch", dest="executorch", action="store_false")

@@ -18,22 +18,29 @@ import numpy as np
 from lightseg.errors import BackendUnavailable, LightsegError
 
 
-def _runner(msg: dict):
+def open_runner(msg: dict):
+    """The runner an ``open`` message describes (not yet opened).
+
+    kinds: ``reference`` {checkpoint}, ``artifact`` {manifest, artifact, runner}, ``device``
+    {results, output_shape, inputs, precision}.
+    """
     kind = msg["kind"]
     if kind == "reference":
         from lightseg.runtimes.torch_runner import TorchRunner
 
         return TorchRunner(msg.get("checkpoint"), threads=msg["threads"])
     if kind == "device":
-        from lightseg.benchmarks.pack import read_pack
         from lightseg.runtimes.device import DeviceResultsRunner
 
-        return DeviceResultsRunner(read_pack(msg["pack"]), msg["results"])
-    from lightseg.export.manifest import load_manifest
+        return DeviceResultsRunner(
+            msg["results"], msg["output_shape"], np.load(msg["inputs"]), msg.get("precision", "")
+        )
+    from lightseg.artifact import load_manifest
     from lightseg.runtimes.base import runner_for
 
     manifest = load_manifest(msg["manifest"])
-    return runner_for(manifest, manifest.artifact(msg["artifact"]), threads=msg["threads"])
+    art = manifest.artifact(msg["artifact"])
+    return runner_for(manifest, art, threads=msg["threads"], spec=msg.get("runner"))
 
 
 def peak_rss_mb() -> float:
@@ -70,7 +77,7 @@ class Session:
         try:
             if cmd == "open":
                 t0 = time.perf_counter()
-                self.runner = _runner(msg).open()
+                self.runner = open_runner(msg).open()
                 return {"ok": True, "load_s": time.perf_counter() - t0, "info": self.runner.info}
             if cmd == "infer":
                 t0 = time.perf_counter()

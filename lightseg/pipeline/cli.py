@@ -1,0 +1,62 @@
+"""``lightseg export``: the export layer's targets, then the pipelines on top of them."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+
+from lightseg.errors import GateFailed, LightsegError
+
+console = Console()
+
+
+def export_cmd(
+    checkpoint: str | None = typer.Argument(
+        None, help="Checkpoint folder. Defaults to the shipped one."
+    ),
+    targets: str = typer.Option("all", "--targets", "-t", help="Comma list of targets, or all."),
+    out: Path | None = typer.Option(None, "--out", "-o", help="Export folder to write."),
+    force: bool = typer.Option(False, "--force", help="Export into a non-empty folder."),
+    list_targets: bool = typer.Option(False, "--list-targets", help="Show the targets and exit."),
+    opset: int = typer.Option(17, "--opset", help="ONNX opset (>= 17)."),
+    calibration: str = typer.Option("minmax", help="int8 calibration: minmax|entropy|percentile."),
+    calib_n: int = typer.Option(16, "--calib-n", help="Number of calibration slices."),
+    calib_data: Path | None = typer.Option(
+        None, "--calib-data", help="N x C x S x S float32 .npy."
+    ),
+    threads: int = typer.Option(2, "--threads", help="Threads for verification and timing."),
+) -> None:
+    """Export a checkpoint to verified artifacts for phones, Jetson, browsers and servers."""
+    from lightseg.export import cli as export_cli
+    from lightseg.export.targets import export
+    from lightseg.pipeline import autopick
+
+    if list_targets:
+        export_cli.list_targets()
+        return
+    if out is None:
+        raise LightsegError("--out DIR is required (the export folder)")
+    say = lambda line: console.print(line, highlight=False, markup=False)  # noqa: E731
+    m = export(
+        checkpoint,
+        targets,
+        out,
+        force=force,
+        opset=opset,
+        calibration=calibration,
+        calib_n=calib_n,
+        calib_data=calib_data,
+        threads=threads,
+        progress=say,
+    )
+    if autopick.TARGET in m.targets:
+        autopick.pick(out, threads=threads, say=say)
+        from lightseg.artifact import load_manifest
+
+        m = load_manifest(out)
+    export_cli.print_manifest(m, out)
+    failed = export_cli.failed_artifacts(m)
+    if failed:
+        raise GateFailed(f"verification failed for {', '.join(failed)} (see manifest.json)")

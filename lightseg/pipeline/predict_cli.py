@@ -1,0 +1,61 @@
+"""``lightseg predict``: segment a user's CT scan and write the mask."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+console = Console()
+
+
+def predict_cmd(
+    input: Path = typer.Argument(
+        ..., help="A DICOM series folder or file (also multi-frame), a NIfTI (.nii/.nii.gz) or PNG."
+    ),
+    out: Path = typer.Option(
+        ..., "--out", "-o", help="Folder for mask.nii.gz, seg.dcm, overlay.png, summary.json."
+    ),
+    model: str = typer.Option(
+        "default",
+        "--model",
+        "-m",
+        help='A checkpoint folder ("default" = the shipped one) or an export folder.',
+    ),
+    artifact: str | None = typer.Option(
+        None,
+        "--artifact",
+        help="Artifact of an export folder. Defaults to the x86-auto choice, else onnx-fp32.",
+    ),
+    series: str | None = typer.Option(
+        None, "--series", help="SeriesInstanceUID to read from a folder with several series."
+    ),
+    threads: int | None = typer.Option(
+        None, "--threads", min=1, help="CPU threads. Defaults to all cores."
+    ),
+) -> None:
+    """Segment a CT scan: mask as NIfTI (+ DICOM SEG for DICOM input), overlay and summary."""
+    from lightseg.pipeline.predict import predict
+
+    s = predict(input, model, artifact, out, threads, series)
+    les = s["lesion"]
+    t = Table(title=f"lightseg predict: {s['input']}", show_header=False)
+    t.add_column("what")
+    t.add_column("value")
+    t.add_row("scan", f"{s['kind']} {' x '.join(map(str, s['shape_zyx']))} (z, y, x)")
+    t.add_row("spacing (mm)", " x ".join(f"{v:.3g}" for v in s["spacing_mm_zyx"]))
+    mod = s["model"]
+    used = f"{mod['export']}: {mod['artifact']}" if "artifact" in mod else mod["checkpoint"]
+    t.add_row("model", f"{used} ({mod['backend']}, {mod['precision']})")
+    t.add_row(
+        "lesion", f"{les['pixels']} px on {les['slices']} slice(s), {les['volume_ml']:.3f} mL"
+    )
+    t.add_row(
+        "seconds", f"{s['seconds']['predict']:.1f} predict, {sum(s['seconds'].values()):.1f} all"
+    )
+    t.add_row("written", ", ".join(str(out / f) for f in s["files"].values()))
+    console.print(t)
+    for note in s["notes"]:
+        console.print(f"[yellow]note:[/yellow] {note}")
