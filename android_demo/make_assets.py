@@ -32,14 +32,14 @@ def pick_artifact(manifest, name: str | None):
 
 def make_assets(export_dir: Path, out: Path = ASSETS, artifact: str | None = None, seed: int = 0):
     """Write the app's assets; returns demo.json's content."""
-    import onnxruntime as ort
-    from lightseg.data.overlay import overlay_rgb
-    from lightseg.artifact import load_manifest
-    from lightseg.fileio import atomic_write_text
     from PIL import Image
 
+    from lightseg.artifact import load_manifest
+    from lightseg.data.overlay import overlay_rgb
     from lightseg.data.phantom import synth_slices
     from lightseg.data.preprocessing import Preprocessing
+    from lightseg.fileio import atomic_write_text
+    from lightseg.runtimes.base import runner_for
 
     manifest = load_manifest(export_dir)
     art = pick_artifact(manifest, artifact)
@@ -48,8 +48,8 @@ def make_assets(export_dir: Path, out: Path = ASSETS, artifact: str | None = Non
     sl = synth_slices(1, seed, size=pre.size, lesion=True)[0]
     hu = sl.hu.astype("<f4")
     x = pre(hu)[None]
-    sess = ort.InferenceSession(str(model), providers=["CPUExecutionProvider"])
-    logits = sess.run(None, {sess.get_inputs()[0].name: x})[0][0]
+    with runner_for(manifest, art, threads=1) as runner:  # the same runner parity uses
+        logits = runner.infer(x.astype("float32"))[0]
     mask = (logits[0] > 0) if logits.shape[0] == 1 else logits.argmax(0)
     out.mkdir(parents=True, exist_ok=True)
     shutil.copyfile(model, out / ".model.ort.tmp")

@@ -126,13 +126,16 @@ def _finite(hu: np.ndarray, where: Path) -> None:
 # --- DICOM -----------------------------------------------------------------------------------
 
 
-def _dcmread(path: Path, header_only: bool):
+def _dcmread(path: Path, header_only: bool, non_dicom_ok: bool = False):
+    """The dataset; ``None`` for a file that is not DICOM at all when ``non_dicom_ok``."""
     import pydicom
     from pydicom.errors import InvalidDicomError
 
     try:
         return pydicom.dcmread(path, stop_before_pixels=header_only)
     except InvalidDicomError:
+        if non_dicom_ok:
+            return None
         raise LightsegError(f"{path}: not a DICOM, NIfTI or PNG file") from None
     except Exception as e:
         raise LightsegError(f"{path}: not a readable DICOM file ({type(e).__name__})") from None
@@ -195,14 +198,10 @@ def read_dicom_folder(folder: str | Path, series: str | None = None) -> Scan:
     groups: dict[str, list[tuple[Path, object]]] = {}
     skipped = 0
     for f in _dicom_files(folder):
-        try:
-            ds = _dcmread(f, header_only=True)
-        except LightsegError as e:
-            if "not a DICOM" not in str(e):
-                raise
+        ds = _dcmread(f, header_only=True, non_dicom_ok=True)
+        if ds is None:
             skipped += 1
-            continue
-        if "Rows" in ds:  # an image (DICOMDIR and other non-image objects are skipped)
+        elif "Rows" in ds:  # an image (DICOMDIR and other non-image objects are skipped)
             groups.setdefault(str(ds.get("SeriesInstanceUID", "")), []).append((f, ds))
     if not groups:
         raise LightsegError(

@@ -24,6 +24,7 @@ from lightseg.data.preprocessing import Preprocessing
 from lightseg.data.volumes import Scan, read_scan
 from lightseg.errors import LightsegError
 from lightseg.fileio import atomic_write_text
+from lightseg.runtimes.base import DEFAULT_THREADS, Runner, runner_for
 
 DEFAULT_ARTIFACT = "onnx-fp32"
 AUTO_TARGET = "x86-auto"
@@ -33,7 +34,7 @@ AUTO_TARGET = "x86-auto"
 class Model:
     """A not yet opened runner with the preprocessing and classes it was trained with."""
 
-    runner: object  # lightseg.runtimes.base.Runner
+    runner: Runner
     pre: Preprocessing
     classes: list[str]
     name: str  # architecture (and artifact) for the DICOM SEG's algorithm identification
@@ -55,14 +56,15 @@ def default_artifact(manifest) -> str:
     )
 
 
-def load_model(model: str = "default", artifact: str | None = None, threads: int = 2) -> Model:
+def load_model(
+    model: str = "default", artifact: str | None = None, threads: int = DEFAULT_THREADS
+) -> Model:
     """A checkpoint folder ("default" = the shipped one) or an export folder + artifact name."""
     from lightseg.checkpoint import DEFAULT_CLASSES, read_meta, resolve
 
     root = resolve(model)
     if (root / "manifest.json").is_file():
-        from lightseg.artifact import load_manifest
-        from lightseg.runtimes.base import runner_for
+        from lightseg.artifact import load_manifest  # the manifest loader
 
         manifest = load_manifest(root)
         name = artifact or default_artifact(manifest)
@@ -101,7 +103,7 @@ def tile_starts(n: int, size: int) -> list[int]:
     return sorted({int(v) for v in np.linspace(0, n - size, k).round()})
 
 
-def slice_logits(hu: np.ndarray, runner, pre: Preprocessing) -> np.ndarray:
+def slice_logits(hu: np.ndarray, runner: Runner, pre: Preprocessing) -> np.ndarray:
     """Logits (K x H x W) of one HU slice on its own H x W grid."""
     h, w = hu.shape
     s = pre.size
@@ -148,7 +150,7 @@ def _progress(total: int, show: bool) -> Iterator[Callable[[], None]]:
 
 
 def predict_volume(
-    volume: np.ndarray, runner, pre: Preprocessing, progress: bool | None = None
+    volume: np.ndarray, runner: Runner, pre: Preprocessing, progress: bool | None = None
 ) -> np.ndarray:
     """uint8 label mask (z, y, x) of an HU volume (z, y, x) through an open runner, slice by
     slice. ``progress`` defaults to a rich bar when stderr is a terminal."""

@@ -155,10 +155,13 @@ def test_java_core_matches_python_golden_vectors(tmp_path, tiny_model):
     from lightseg.runtimes.device import DeviceResultsRunner
 
     pack = read_pack(golden / "pack")
-    runner = DeviceResultsRunner(pack, golden / "pack")
+    x = pack.inputs()
+    runner = DeviceResultsRunner(
+        golden / "pack", pack.output_shape, x, pack.precision_of_results(golden / "pack")
+    )
     runner.open()
     logits = np.fromfile(golden / doc["cases"][0]["logits"], "<f4").reshape(pack.output_shape)
-    np.testing.assert_array_equal(runner.infer(pack.inputs()), logits)
+    np.testing.assert_array_equal(runner.infer(x), logits)
     assert runner.timings == {
         "backend": "ort-mobile",
         "device": "junit",

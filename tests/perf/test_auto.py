@@ -8,17 +8,27 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper
 
-from lightseg.export import auto
-from lightseg.export.context import artifact
+from lightseg.artifact import load_manifest
 from lightseg.export.onnx import save
 from lightseg.export.quantize import quantize_int8
 from lightseg.export.targets import export
+from lightseg.pipeline import autopick as auto
 
 
-def _zeros_candidate(ctx) -> str:
-    """A real, very fast ONNX model that ignores the image: logits are all zero (wrong)."""
-    s = ctx.pre.size
-    k = len(ctx.classes)
+def _add_zeros_candidate(folder) -> None:
+    """A real, very fast ONNX model that ignores the image (logits all zero), as a candidate.
+
+    Written into the export folder and judged exactly like the export judges every artifact.
+    """
+    from lightseg.artifact import Artifact, TensorSpec, load_manifest
+    from lightseg.data.sets import input_set
+    from lightseg.export.verify import torch_reference
+    from lightseg.fileio import sha256_path
+    from lightseg.judge.verdict import compare, load_tolerances
+    from lightseg.runtimes.base import runner_for
+
+    m = load_manifest(folder)
+    s, k = m.preprocessing["size"], len(m.classes)
     starts = helper.make_tensor("starts", TensorProto.INT64, [1], [0])
     ends = helper.make_tensor("ends", TensorProto.INT64, [1], [k])
     axes = helper.make_tensor("axes", TensorProto.INT64, [1], [1])
@@ -33,31 +43,31 @@ def _zeros_candidate(ctx) -> str:
         [helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", k, s, s])],
         [starts, ends, axes, zero],
     )
-    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    path = ctx.out / "model-broken.onnx"
-    save(model, path)
-    artifact(
-        ctx,
-        "onnx-broken",
-        path,
-        0.0,
-        backend="onnxruntime",
-        precision="fp32",
-        format="onnx",
-        **ctx.io("batch"),
-    )
-    return "onnx-broken"
+    save(helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)]), folder / "z.onnx")
+    a = Artifact(
+        "onnx-broken", "z.onnx", "onnxruntime", "fp32", "onnx", sha256_path(folder / "z.onnx"),
+        inputs=[TensorSpec("image", ["batch", 3, s, s])], targets=["x86-auto"],
+    )  # fmt: skip
+    m.artifacts.append(a)
+    from lightseg.checkpoint import load_checkpoint
+
+    ck = load_checkpoint(m.source["checkpoint"])
+    vset = input_set("verification", ck.preprocessing)
+    with runner_for(m, a) as r:
+        y = r.infer(vset.x)
+    ref = torch_reference(ck.model, vset.x)
+    a.verification = compare(ref, y, vset.masks, load_tolerances(), "fp32").summary()
+    m.save(folder)
 
 
-def test_auto_pick_rejects_broken_and_records_evidence(tiny_checkpoint, tmp_path, monkeypatch):
-    monkeypatch.setattr(auto, "RUNS", 5)
-    monkeypatch.setattr(auto, "CANDIDATES", [*auto.CANDIDATES, (_zeros_candidate, lambda: True)])
+def test_auto_pick_rejects_broken_and_records_evidence(tiny_checkpoint, tmp_path):
     lines: list[str] = []
     out = tmp_path / "auto"
-    m = export(tiny_checkpoint, "x86-auto", out, progress=lines.append)
+    export(tiny_checkpoint, "x86-auto", out, progress=lines.append)
+    _add_zeros_candidate(out)
+    pick = auto.pick(out, runs=5, say=lines.append)
+    m = load_manifest(out)
 
-    pick = m.extra["auto_pick"]
-    assert pick["reference_lesion_pixels"] > 0  # Dice below is not trivially 1
     rows = {r["name"]: r for r in pick["candidates"]}
     broken = rows["onnx-broken"]
     assert broken["parity"] == "fail" and broken["passed"] is False
@@ -70,11 +80,12 @@ def test_auto_pick_rejects_broken_and_records_evidence(tiny_checkpoint, tmp_path
     passing = [r for r in rows.values() if r.get("passed")]
     assert chosen["p50_ms"] == min(r["p50_ms"] for r in passing)
     assert {"onnx-fp32", "onnx-int8", "onnx-int8-convt-fp", "pytorch-reference"} <= set(rows)
+    assert pick["parity_inputs"]["name"] == "verification"
 
     # only the chosen artifact stays, in the manifest and on disk; the manifest on disk agrees
     assert [a.name for a in m.artifacts] == [pick["chosen"]]
     assert m.artifacts[0].targets == ["x86-auto"]
-    assert not (out / "model-broken.onnx").exists()
+    assert not (out / "z.onnx").exists()
     assert not (out / "model-int8-convt-fp.onnx").exists() or pick["chosen"] == "onnx-int8-convt-fp"
     on_disk = json.loads((out / "manifest.json").read_text())
     assert on_disk["extra"]["auto_pick"]["chosen"] == pick["chosen"]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from lightseg.benchmarks import perf
+from lightseg.pipeline import perf
 
 
 def _b(name, backend, precision, p50, size=0, status="ok"):
