@@ -9,7 +9,6 @@ ratios against the PyTorch reference are measured side by side.
 from __future__ import annotations
 
 import json
-import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -54,25 +53,6 @@ class LatencyStats:
             setattr(self, f"p{q}", float(np.percentile(s, q)))
         self.cv = float(s.std() / s.mean()) if s.mean() > 0 else 0.0
         return self
-
-
-def measure(runner, inputs: np.ndarray, warmup: int = 5, runs: int = 50) -> LatencyStats:
-    """Open ``runner`` (timed), run once (first inference), warm up, then time ``runs``."""
-    t0 = time.perf_counter()
-    runner.open()
-    stats = LatencyStats(runner.info.get("artifact", runner.backend), runner.backend)
-    stats.precision = runner.precision
-    stats.load_s = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    runner.infer(inputs)
-    stats.first_ms = (time.perf_counter() - t0) * 1e3
-    for _ in range(warmup):
-        runner.infer(inputs)
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        runner.infer(inputs)
-        stats.samples_ms.append((time.perf_counter() - t0) * 1e3)
-    return stats.fill()
 
 
 def model_gmacs(checkpoint: str, shape: tuple) -> float:

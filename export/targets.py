@@ -251,6 +251,37 @@ def _calibration(pre, calib_data: str | Path | None, calib_n: int) -> tuple[np.n
     return x, {"name": "user", "source": p.name, "n": len(x)}
 
 
+def _buildable(targets: str | list[str]) -> tuple[list[str], dict[str, str]]:
+    """The targets asked for, and those skipped (``all`` only) because a module is missing."""
+    names, is_all = resolve_targets(targets)
+    skipped: dict[str, str] = {}
+    for n in names:
+        miss = missing_modules(TARGETS[n])
+        if miss and not is_all:
+            raise BackendUnavailable(
+                f"target {n}: {', '.join(miss)} not installed; {TARGETS[n].install}"
+            )
+        if miss:
+            skipped[n] = f"{', '.join(miss)} not installed: {TARGETS[n].install}"
+    return names, skipped
+
+
+def _draft(ckpt, build: list[str], out: Path) -> Manifest:
+    """The export's manifest, a draft until saved: runners check new artifacts against it."""
+    return Manifest(
+        source={
+            "checkpoint": str(ckpt.path),
+            "weights_sha256": ckpt.weights_sha256,
+            "architecture": ckpt.arch,
+            "config": ckpt.model.config.to_dict(),
+        },
+        preprocessing=ckpt.preprocessing.to_dict(),
+        classes=ckpt.classes,
+        targets=build,
+        root=out,
+    )
+
+
 def _attach_targets(ctx: ExportContext, build: list[str]) -> None:
     for n in build:
         for a in TARGETS[n].artifacts:
@@ -299,21 +330,12 @@ def export(
     from lightseg.export.verify import torch_reference
 
     say = progress or (lambda _: None)
-    names, is_all = resolve_targets(targets)
     check_opset(opset)
     if calibration not in CALIBRATION_METHODS:
         raise LightsegError(f"--calibration must be one of {', '.join(CALIBRATION_METHODS)}")
     if calib_n < 1 or (n_verify is not None and n_verify < 1) or threads < 1:
         raise LightsegError("--calib-n, the verification count and --threads must be >= 1")
-    skipped: dict[str, str] = {}
-    for n in names:
-        miss = missing_modules(TARGETS[n])
-        if miss and not is_all:
-            raise BackendUnavailable(
-                f"target {n}: {', '.join(miss)} not installed; {TARGETS[n].install}"
-            )
-        if miss:
-            skipped[n] = f"{', '.join(miss)} not installed: {TARGETS[n].install}"
+    names, skipped = _buildable(targets)
     ckpt = load_checkpoint(checkpoint)
     pre = ckpt.preprocessing
     calib, calib_src = _calibration(pre, calib_data, calib_n)  # validated before touching out
@@ -337,18 +359,7 @@ def export(
     )
     build = [n for n in names if n not in skipped]
     steps = list(dict.fromkeys(["onnx"] + [s for n in build for s in target_steps(TARGETS[n])]))
-    manifest = Manifest(
-        source={
-            "checkpoint": str(ckpt.path),
-            "weights_sha256": ckpt.weights_sha256,
-            "architecture": ckpt.arch,
-            "config": ckpt.model.config.to_dict(),
-        },
-        preprocessing=pre.to_dict(),
-        classes=ckpt.classes,
-        targets=build,
-        root=out,
-    )
+    manifest = _draft(ckpt, build, out)
     with tempfile.TemporaryDirectory(prefix="lightseg-export.") as scratch:
         ctx.cache_dir = Path(scratch)
         timings = _run_steps(ctx, steps, manifest, say)

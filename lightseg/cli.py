@@ -78,6 +78,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         _register()
         rc = app(args=argv, standalone_mode=False)
+        if rc == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent 130
+            sys.stderr.write("interrupted\n")
     except LightsegError as e:
         sys.stderr.write(f"error: {one_line(e)}\n")
         rc = e.exit_code

@@ -36,3 +36,19 @@ if [[ "$extras" == *all* || "$extras" == *web* ]]; then
       || echo "install: android.jar (API 23) not fetched (Android compile check will skip)"
   fi
 fi
+
+# Python 3.10 (JetPack 6's) smoke venv, light (no torch, no runtimes): tests/architecture/
+# test_py310.py imports every module and runs the core units in it. Best effort, where a 3.10
+# interpreter exists (this build image keeps one under pyenv); the test skips without it.
+py310=""
+if python3.10 -c "" 2>/dev/null; then py310=$(command -v python3.10); fi
+if [ -z "$py310" ] && command -v pyenv >/dev/null; then
+  py310=$(ls -d "$(pyenv root)"/versions/3.10*/bin/python3.10 2>/dev/null | tail -1 || true)
+fi
+if [ -n "$py310" ] && [ ! -x .venv310/bin/python ]; then
+  ("$py310" -m venv .venv310 \
+    && .venv310/bin/python -m pip install -q numpy scipy tomli pillow rich typer click \
+    && .venv310/bin/python -m pip install -q --no-deps -e . --config-settings editable_mode=strict) \
+    >/dev/null 2>&1 || { echo "install: the Python 3.10 smoke venv failed (its test will skip)"; rm -rf .venv310; }
+fi
+

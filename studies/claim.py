@@ -4,7 +4,7 @@ Both models train on the same phantom slices, crops, steps, batch, learning rate
 evaluated on the same held-out phantom set (an unseen seed), and their CPU latency is measured
 side by side in one run (interleaved, PyTorch eager fp32 at 1x3x256x256).
 
-    python -m lightseg.benchmarks.claim --out benchmarks/results [--steps 400 --crop 96]
+    .venv/bin/python studies/claim.py --out studies/results [--steps 400 --crop 96]
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lightseg.fileio import atomic_write_text
 from lightseg.train import TrainConfig, evaluate_arrays, stack_dataset, train
 
 MODELS = ("unet", "lightunet")
@@ -53,6 +54,7 @@ def run(
     eval_n: int,
     runs: int,
     train_n: int = 600,
+    val_n: int = 24,
 ) -> dict:
     from lightseg.checkpoint import load_checkpoint
     from lightseg.data.dataset import build_dataset
@@ -64,7 +66,7 @@ def run(
     for name in MODELS:
         cfg = TrainConfig(
             model=name, out=str(out / f"claim-{name}"), crop=crop, steps=steps, batch=batch,
-            seed=seed, train_n=train_n, val_n=24, val_every=steps, amp=True, threads=2,
+            seed=seed, train_n=train_n, val_n=val_n, val_every=steps, amp=True, threads=2,
         )  # fmt: skip
         s = train(cfg, progress=False)
         ckpts[name] = out / f"claim-{name}" / "last"
@@ -106,8 +108,8 @@ def run(
         "machine": {"cpu": platform.processor() or platform.machine(), "threads": 2},
     }
     out.mkdir(parents=True, exist_ok=True)
-    (out / "claim.json").write_text(json.dumps(doc, indent=2))
-    (out / "claim.md").write_text(markdown(doc))
+    atomic_write_text(out / "claim.json", json.dumps(doc, indent=2))
+    atomic_write_text(out / "claim.md", markdown(doc))
     return doc
 
 
@@ -147,7 +149,7 @@ def markdown(doc: dict) -> str:
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--out", type=Path, default=Path("benchmarks/results"))
+    p.add_argument("--out", type=Path, default=Path("studies/results"))
     p.add_argument("--steps", type=int, default=400)
     p.add_argument("--crop", type=int, default=96)
     p.add_argument("--batch", type=int, default=8)

@@ -1,4 +1,4 @@
-"""Phantom generation speed: ``python -m lightseg.benchmarks.data_speed [--n 128] [--size 256]``.
+"""Phantom generation speed: ``.venv/bin/python studies/data_speed.py [--n 128] [--size 256]``.
 
 Prints slices/second for lesion, lesion-free and mixed slices (one process, one thread).
 """

@@ -9,11 +9,13 @@ from pathlib import Path
 
 import typer
 
+from lightseg.data.preprocessing import MAX_SIZE, MIN_SIZE
 from lightseg.errors import LightsegError
 
 app = typer.Typer(help="Breast-CT data: synthetic phantoms, montages, dataset checks.")
 
 FORMATS = ("npz", "nifti", "png")
+MAX_SYNTH_N = 100_000
 LESION_MODES = {"yes": True, "no": False, "mixed": None}
 
 
@@ -57,8 +59,10 @@ def synth_cmd(
         raise LightsegError(f"data synth: --format must be one of {', '.join(FORMATS)}")
     if lesions not in LESION_MODES:
         raise LightsegError("data synth: --lesions must be yes, no or mixed")
-    if n < 1:
-        raise LightsegError(f"data synth: --n must be >= 1, got {n}")
+    if not 1 <= n <= MAX_SYNTH_N:
+        raise LightsegError(f"data synth: --n must be 1..{MAX_SYNTH_N}, got {n}")
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise LightsegError(f"data synth: --size must be {MIN_SIZE}..{MAX_SIZE}, got {size}")
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise LightsegError(f"data synth: {out} exists and is not an empty folder")
     slices = synth_slices(n, seed, size=size, lesion=LESION_MODES[lesions])
@@ -96,6 +100,8 @@ def show_cmd(
     from lightseg.data.montage import montage, save_png
     from lightseg.data.readers import read_folder, read_npz, read_victre
 
+    if max_slices < 1:
+        raise LightsegError(f"data show: --max must be >= 1, got {max_slices}")
     if path.is_dir():
         vols = read_folder(path)
         dst = out or path / "montage.png"

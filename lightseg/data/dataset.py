@@ -19,6 +19,8 @@ def _folder_pairs(
     from lightseg.data.readers import read_folder
 
     pairs = [p for v in read_folder(path) for p in v.slices()]
+    if not pairs:
+        raise LightsegError(f"{path}: no slices")
     if n <= 0 or n >= len(pairs):
         return pairs
     rng = np.random.default_rng(seed)

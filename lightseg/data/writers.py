@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -80,25 +81,27 @@ def write_dicom_seg(
         for k, name in enumerate(classes)
         if k > 0
     ]
-    try:
-        seg = hd.seg.Segmentation(
-            source_images=source,
-            pixel_array=labels,
-            segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
-            segment_descriptions=segments,
-            series_instance_uid=hd.UID(),
-            series_number=9901,
-            sop_instance_uid=hd.UID(),
-            instance_number=1,
-            manufacturer="lightseg",
-            manufacturer_model_name=algorithm[:64],
-            software_versions=version,
-            device_serial_number="0",
-            series_description=f"lightseg {algorithm}"[:64],
-            omit_empty_frames=bool(labels.any()),
-        )
-    except (ValueError, TypeError, AttributeError, KeyError) as e:
-        raise LightsegError(f"DICOM SEG not possible for {scan.source}: {e}") from None
+    with warnings.catch_warnings():  # source names like "CQ500-CT-310" are not our concern
+        warnings.filterwarnings("ignore", "The string .* unlikely to represent", UserWarning)
+        try:
+            seg = hd.seg.Segmentation(
+                source_images=source,
+                pixel_array=labels,
+                segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+                segment_descriptions=segments,
+                series_instance_uid=hd.UID(),
+                series_number=9901,
+                sop_instance_uid=hd.UID(),
+                instance_number=1,
+                manufacturer="lightseg",
+                manufacturer_model_name=algorithm[:64],
+                software_versions=version,
+                device_serial_number="0",
+                series_description=f"lightseg {algorithm}"[:64],
+                omit_empty_frames=bool(labels.any()),
+            )
+        except (ValueError, TypeError, AttributeError, KeyError) as e:
+            raise LightsegError(f"DICOM SEG not possible for {scan.source}: {e}") from None
     buf = io.BytesIO()
     seg.save_as(buf)
     return atomic_write_bytes(path, buf.getvalue())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import warnings
 from pathlib import Path
 
 import nibabel as nib
@@ -353,16 +354,18 @@ def tiny_export(tmp_path_factory):
         torch.nn.functional.cross_entropy(model(x), y).backward()
         opt.step()
     model.eval()
-    torch.onnx.export(
-        model,
-        (torch.zeros(1, 3, 32, 32),),
-        str(folder / "model.onnx"),
-        input_names=["image"],
-        output_names=["logits"],
-        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
-        opset_version=17,
-        dynamo=False,
-    )
+    with warnings.catch_warnings():  # the TorchScript exporter's deprecation/tracer warnings
+        warnings.simplefilter("ignore")
+        torch.onnx.export(
+            model,
+            (torch.zeros(1, 3, 32, 32),),
+            str(folder / "model.onnx"),
+            input_names=["image"],
+            output_names=["logits"],
+            dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}},
+            opset_version=17,
+            dynamo=False,
+        )
     spec = {
         "inputs": [TensorSpec("image", ["batch", 3, 32, 32])],
         "outputs": [TensorSpec("logits", ["batch", 2, 32, 32])],
