@@ -123,7 +123,7 @@ def pth(tmp_path: Path) -> Path:
 
     torch.manual_seed(0)
     p = tmp_path / "m.pth"
-    torch.save(create_model("unet", base=2, depth=1).state_dict(), p)
+    torch.save(create_model("unet", base=2).state_dict(), p)
     return p
 
 
