@@ -21,11 +21,25 @@ ONNXSIM_VERSION = "0.8.1"  # pinned: onnxsim has regressed between versions
 
 
 def check_opset(opset: int) -> int:
-    if opset < MIN_OPSET:
+    """``opset``, or one error unless MIN_OPSET <= opset <= what onnx and torch's exporter know."""
+    top = max_opset()
+    if not MIN_OPSET <= opset <= top:
         raise LightsegError(
-            f"--opset {opset} is not supported: lightseg exports opset >= {MIN_OPSET}"
+            f"--opset {opset} is not supported: lightseg exports opset {MIN_OPSET} to {top} "
+            "(the most the installed onnx and torch exporter support)"
         )
     return opset
+
+
+def max_opset() -> int:
+    """The highest opset both the installed onnx and torch's TorchScript exporter support."""
+    import onnx
+    from torch.onnx import _constants
+
+    torch_max = getattr(
+        _constants, "ONNX_TORCHSCRIPT_EXPORTER_MAX_OPSET", _constants.ONNX_MAX_OPSET
+    )
+    return min(onnx.defs.onnx_opset_version(), torch_max)
 
 
 def torch_to_onnx(model, channels: int, size: int, opset: int, dynamic_batch: bool):

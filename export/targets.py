@@ -12,10 +12,14 @@ are reported as skipped, with the reason.
 from __future__ import annotations
 
 import importlib.util
+import os
 import platform
 import shutil
+import signal
 import tempfile
-from collections.abc import Callable
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
@@ -220,18 +224,94 @@ def _version() -> str:
         return "0+unknown"
 
 
-def _prepare_out(out: Path, force: bool) -> None:
+LOCK = ".lightseg.lock"
+_HELD: set[Path] = set()  # folders this process holds the lock of (the lock is re-entrant)
+
+
+@contextmanager
+def export_lock(out: Path) -> Iterator[None]:
+    """Hold ``OUT/.lightseg.lock`` (flock) while writing ``out``; refuse at once if held.
+
+    Another process holding it is one error naming its pid. Re-entrant in this process, so a
+    pipeline can hold it across ``export()`` and what it does to the folder afterwards.
+    """
+    import fcntl
+
     if out.exists() and not out.is_dir():
         raise LightsegError(f"--out {out} is a file, not a folder")
-    if out.is_dir() and any(out.iterdir()):
-        if not force:
-            raise LightsegError(f"{out} is not empty; pass --force to export into it")
-        (out / MANIFEST).unlink(missing_ok=True)  # an interrupted re-export looks incomplete
-        for sub in ("ort", "coreml", "tensorrt", "openvino", "executorch", "litert"):
-            shutil.rmtree(out / sub, ignore_errors=True)
-        for f in out.glob("model*.onnx"):
-            f.unlink()
     out.mkdir(parents=True, exist_ok=True)
+    key = out.resolve()
+    if key in _HELD:
+        yield
+        return
+    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            raise LightsegError(
+                f"{out} is being written by another lightseg process (pid {pid})"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+        _HELD.add(key)
+        try:
+            yield
+        finally:
+            _HELD.discard(key)
+    finally:
+        os.close(fd)  # closing releases the lock; the file stays (unlinking it would race)
+
+
+class Terminated(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so ``finally`` blocks and context managers clean up."""
+
+
+@contextmanager
+def terminate_as_interrupt() -> Iterator[None]:
+    """Turn the first SIGTERM into :class:`Terminated` (main thread only); a second one kills."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def raise_once(signum, frame) -> None:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        raise Terminated()
+
+    signal.signal(signal.SIGTERM, raise_once)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _check_out(out: Path, force: bool) -> bool:
+    """Whether ``out`` holds anything (a file for --out, or a non-empty folder without
+    --force, is an error)."""
+    if out.exists() and not out.is_dir():
+        raise LightsegError(f"--out {out} is a file, not a folder")
+    used = out.is_dir() and any(e.name != LOCK for e in out.iterdir())
+    if used and not force:
+        raise LightsegError(f"{out} is not empty; pass --force to export into it")
+    return used
+
+
+def _prepare_out(out: Path, force: bool) -> None:
+    """Make ``out`` ready (the lock is held): empty, or cleared of a previous export (--force)."""
+    if not _check_out(out, force):
+        return
+    (out / MANIFEST).unlink(missing_ok=True)  # an interrupted re-export looks incomplete
+    for sub in ("ort", "coreml", "tensorrt", "openvino", "executorch", "litert"):
+        if (out / sub).is_symlink():
+            (out / sub).unlink()
+        shutil.rmtree(out / sub, ignore_errors=True)
+    for f in [*out.glob("model*.onnx"), *out.glob(".*.tmp")]:  # and an interrupted run's temps
+        if f.is_dir() and not f.is_symlink():
+            shutil.rmtree(f, ignore_errors=True)
+        else:
+            f.unlink(missing_ok=True)
 
 
 def _calibration(pre, calib_data: str | Path | None, calib_n: int) -> tuple[np.ndarray, dict]:
@@ -240,14 +320,22 @@ def _calibration(pre, calib_data: str | Path | None, calib_n: int) -> tuple[np.n
         cs = input_set("calibration", pre, calib_n)
         return cs.x, cs.describe()
     p = Path(calib_data)
+    if p.suffix.lower() != ".npy":
+        raise LightsegError(f"--calib-data {p}: expected a .npy array (N x C x S x S float32)")
     try:
-        x = np.load(p).astype(np.float32)
-    except (OSError, ValueError) as e:
+        x = np.load(p, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError, EOFError) as e:
         raise LightsegError(f"--calib-data {p}: cannot read a .npy array ({e})") from None
     want = (pre.channels, pre.size, pre.size)
     if x.ndim != 4 or tuple(x.shape[1:]) != want:
         raise LightsegError(f"--calib-data {p}: shape {x.shape}, expected N x {want} preprocessed")
-    x = x[:calib_n]
+    if not (np.issubdtype(x.dtype, np.floating) or np.issubdtype(x.dtype, np.integer)):
+        raise LightsegError(f"--calib-data {p}: dtype {x.dtype} is not a real number type")
+    if len(x) == 0:
+        raise LightsegError(f"--calib-data {p}: holds no images (N = 0)")
+    x = np.array(x[:calib_n], dtype=np.float32)
+    if not np.isfinite(x).all():
+        raise LightsegError(f"--calib-data {p}: contains NaN or Inf values")
     return x, {"name": "user", "source": p.name, "n": len(x)}
 
 
@@ -341,42 +429,44 @@ def export(
     calib, calib_src = _calibration(pre, calib_data, calib_n)  # validated before touching out
     vset = input_set("verification", pre, n_verify)
     out = Path(out)
-    _prepare_out(out, force)
-    ctx = ExportContext(
-        model=ckpt.model,
-        pre=pre,
-        classes=ckpt.classes,
-        out=out,
-        verify_set=vset,
-        ref=torch_reference(ckpt.model, vset.x),
-        calib=calib,
-        calib_source=calib_src,
-        source_sha256=ckpt.weights_sha256,
-        opset=opset,
-        calibration=calibration,
-        threads=threads,
-        version=_version(),
-    )
-    build = [n for n in names if n not in skipped]
-    steps = list(dict.fromkeys(["onnx"] + [s for n in build for s in target_steps(TARGETS[n])]))
-    manifest = _draft(ckpt, build, out)
-    with tempfile.TemporaryDirectory(prefix="lightseg-export.") as scratch:
-        ctx.cache_dir = Path(scratch)
-        timings = _run_steps(ctx, steps, manifest, say)
-        ctx.cache_dir = None
-    _attach_targets(ctx, build)
-    manifest.artifacts = list(ctx.artifacts.values())
-    manifest.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
-    manifest.lightseg_version = ctx.version
-    manifest.extra = {
-        "skipped_targets": skipped,
-        "step_seconds": timings,
-        "input_sets": {"verification": vset.describe(), "calibration": calib_src},
-        "calibration": {"method": calibration, "data": calib_src},
-        "threads": threads,
-        "host": f"{platform.system()} {platform.machine()}",
-    }
-    manifest.save(out)
+    _check_out(out, force)  # before the lock file is written into a stranger's folder
+    with export_lock(out), terminate_as_interrupt():
+        _prepare_out(out, force)
+        ctx = ExportContext(
+            model=ckpt.model,
+            pre=pre,
+            classes=ckpt.classes,
+            out=out,
+            verify_set=vset,
+            ref=torch_reference(ckpt.model, vset.x),
+            calib=calib,
+            calib_source=calib_src,
+            source_sha256=ckpt.weights_sha256,
+            opset=opset,
+            calibration=calibration,
+            threads=threads,
+            version=_version(),
+        )
+        build = [n for n in names if n not in skipped]
+        steps = list(dict.fromkeys(["onnx"] + [s for n in build for s in target_steps(TARGETS[n])]))
+        manifest = _draft(ckpt, build, out)
+        with tempfile.TemporaryDirectory(prefix="lightseg-export.") as scratch:
+            ctx.cache_dir = Path(scratch)
+            timings = _run_steps(ctx, steps, manifest, say)
+            ctx.cache_dir = None
+        _attach_targets(ctx, build)
+        manifest.artifacts = list(ctx.artifacts.values())
+        manifest.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
+        manifest.lightseg_version = ctx.version
+        manifest.extra = {
+            "skipped_targets": skipped,
+            "step_seconds": timings,
+            "input_sets": {"verification": vset.describe(), "calibration": calib_src},
+            "calibration": {"method": calibration, "data": calib_src},
+            "threads": threads,
+            "host": f"{platform.system()} {platform.machine()}",
+        }
+        manifest.save(out)  # last: a folder without it is not a finished export
     return manifest
 
 

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -29,6 +30,9 @@ from lightseg.fileio import atomic_write_text, sha256_path
 
 SCHEMA_VERSION = 1
 MANIFEST = "manifest.json"
+MAX_MANIFEST_BYTES = 16 << 20
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_TENSOR_KEYS = {"name", "shape", "dtype", "layout"}
 
 
 @dataclass
@@ -118,13 +122,22 @@ class Manifest:
         ]:
             if not p.exists():
                 raise LightsegError(f"artifact {artifact.name}: {p} is missing")
+            _plain(p, artifact.name)
             digest = sha256_path(p)
             if digest != want:
                 raise LightsegError(
-                    f"artifact {artifact.name}: sha256 of {p.name} is {digest[:12]}, manifest "
+                    f"artifact {artifact.name}: sha256 of {p} is {digest[:12]}, manifest "
                     f"says {str(want)[:12]}: the file was modified or corrupted; re-export it"
                 )
         return main
+
+
+def _plain(p: Path, what: str) -> None:
+    """Refuse anything but a regular file, or a folder of regular files without symlinks."""
+    inner = list(p.rglob("*")) if p.is_dir() and not p.is_symlink() else []
+    for f in [p, *inner]:
+        if (f is not p and f.is_symlink()) or not (f.is_file() or f.is_dir()):
+            raise LightsegError(f"artifact {what}: {f} is a link or not a regular file")
 
 
 def confined(root: Path, rel: str, what: str = "artifact") -> Path:
@@ -139,27 +152,110 @@ def confined(root: Path, rel: str, what: str = "artifact") -> Path:
 
 
 def load_manifest(root: str | os.PathLike) -> Manifest:
-    """Read ``root/manifest.json``; one clear error if it is missing or malformed."""
+    """Read ``root/manifest.json``; one clear error if it is missing, malformed or leads out."""
     root = Path(root)
     f = root / MANIFEST
     if not f.is_file():
         raise LightsegError(
             f"{root}: no {MANIFEST} (is this an export folder? run lightseg export)"
         )
+    if f.stat().st_size > MAX_MANIFEST_BYTES:
+        raise LightsegError(f"{f}: larger than {MAX_MANIFEST_BYTES >> 20} MiB, not a manifest")
     try:
-        d = json.loads(f.read_text())
-        if d.get("schema_version") != SCHEMA_VERSION:
-            raise LightsegError(f"{f}: schema_version {d.get('schema_version')!r} is not supported")
-        return Manifest(
-            source=d["source"],
-            preprocessing=d["preprocessing"],
-            classes=d.get("classes", []),
-            targets=d.get("targets", []),
-            artifacts=[Artifact.from_dict(a) for a in d.get("artifacts", [])],
-            created=d.get("created", ""),
-            lightseg_version=d.get("lightseg_version", ""),
-            extra=d.get("extra", {}),
-            root=root,
-        )
-    except (json.JSONDecodeError, KeyError, TypeError, AttributeError) as e:
+        d = json.loads(f.read_text(encoding="utf-8"))
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise LightsegError(f"{f}: malformed manifest ({type(e).__name__}: {e})") from None
+    if not isinstance(d, dict) or d.get("schema_version") != SCHEMA_VERSION:
+        got = d.get("schema_version") if isinstance(d, dict) else type(d).__name__
+        raise LightsegError(f"{f}: schema_version {got!r} is not supported")
+    try:
+        check_manifest_dict(d, root)
+    except LightsegError as e:
+        raise LightsegError(f"{f}: malformed manifest ({e})") from None
+    return Manifest(
+        source=d["source"],
+        preprocessing=d["preprocessing"],
+        classes=d.get("classes", []),
+        targets=d.get("targets", []),
+        artifacts=[Artifact.from_dict(a) for a in d["artifacts"]],
+        created=d.get("created", ""),
+        lightseg_version=d.get("lightseg_version", ""),
+        extra=d.get("extra", {}),
+        root=root,
+    )
+
+
+def _expect(ok: bool, what: str) -> None:
+    if not ok:
+        raise LightsegError(what)
+
+
+def _is_sha(v: object) -> bool:
+    return isinstance(v, str) and _SHA256.fullmatch(v) is not None
+
+
+def _str_list(v: object) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _check_tensors(v: object, where: str) -> None:
+    _expect(isinstance(v, list), f"{where} must be a list")
+    for t in v:
+        _expect(
+            isinstance(t, dict)
+            and set(t) <= _TENSOR_KEYS
+            and isinstance(t.get("name"), str)
+            and isinstance(t.get("shape"), list)
+            and all(isinstance(x, (int, str)) and not isinstance(x, bool) for x in t["shape"])
+            and all(isinstance(t.get(k, ""), str) for k in ("dtype", "layout")),
+            f"{where}: each entry is {{name: str, shape: [int|str], dtype: str, layout: str}}",
+        )
+
+
+def _check_artifact(a: object, i: int, root: Path | None) -> str:
+    _expect(isinstance(a, dict), f"artifacts[{i}] must be an object")
+    name = a.get("name")
+    _expect(isinstance(name, str) and bool(name), f"artifacts[{i}].name must be a non-empty string")
+    for k in ("path", "backend", "precision", "format"):
+        _expect(isinstance(a.get(k), str), f"artifact {name}: {k} must be a string")
+    _expect(_is_sha(a.get("sha256")), f"artifact {name}: sha256 must be 64 hex digits")
+    files = a.get("files", {})
+    _expect(
+        isinstance(files, dict) and all(isinstance(k, str) and _is_sha(files[k]) for k in files),
+        f"artifact {name}: files must map relative paths to sha256 hex strings",
+    )
+    for k in ("tools", "options", "verification"):
+        _expect(isinstance(a.get(k, {}), dict), f"artifact {name}: {k} must be an object")
+    _expect(_str_list(a.get("targets", [])), f"artifact {name}: targets must be a list of strings")
+    for k in ("size_bytes", "seconds"):
+        v = a.get(k, 0)
+        _expect(
+            isinstance(v, (int, float)) and not isinstance(v, bool),
+            f"artifact {name}: {k} must be a number",
+        )
+    _check_tensors(a.get("inputs", []), f"artifact {name}: inputs")
+    _check_tensors(a.get("outputs", []), f"artifact {name}: outputs")
+    if root is not None:
+        for rel in [a["path"], *files]:
+            confined(root, rel, f"artifact {name}")
+    return name
+
+
+def check_manifest_dict(d: object, root: Path | None = None) -> None:
+    """Raise :class:`LightsegError` naming the first field of ``d`` that breaks the schema.
+
+    With ``root``, every artifact path and companion path must also stay inside ``root``.
+    """
+    _expect(isinstance(d, dict), "the manifest must be a JSON object")
+    for k in ("source", "preprocessing"):
+        _expect(isinstance(d.get(k), dict), f"{k} must be an object")
+    _expect(isinstance(d.get("extra", {}), dict), "extra must be an object")
+    for k in ("classes", "targets"):
+        _expect(_str_list(d.get(k, [])), f"{k} must be a list of strings")
+    arts = d.get("artifacts")
+    _expect(isinstance(arts, list), "artifacts must be a list of objects")
+    seen: set[str] = set()
+    for i, a in enumerate(arts):
+        name = _check_artifact(a, i, root)
+        _expect(name not in seen, f"artifact name {name!r} appears twice")
+        seen.add(name)

@@ -175,6 +175,7 @@ def register_core(app: typer.Typer) -> None:
     from lightseg.pipeline.cli import export_cmd
     from lightseg.pipeline.demo import demo_cmd
     from lightseg.pipeline.predict_cli import predict_cmd
+    from lightseg.qat import qat_cmd
     from lightseg.train_cli import eval_cmd, train_cmd
 
     app.command("demo")(demo_cmd)
@@ -183,6 +184,7 @@ def register_core(app: typer.Typer) -> None:
     app.add_typer(data_app, name="data")
     app.command("train")(train_cmd)
     app.command("eval")(eval_cmd)
+    app.command("qat")(qat_cmd)
     app.command("predict")(predict_cmd)
     app.command("export")(export_cmd)
     register_export(app)

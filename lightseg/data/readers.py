@@ -21,6 +21,7 @@ Folder conventions (``read_folder``):
 from __future__ import annotations
 
 import gzip
+import io
 import math
 import os
 import stat
@@ -99,7 +100,8 @@ def _volume(hu, mask, spacing, src: str, msrc: str = "") -> Volume:
         mask = _check_array(mask, msrc or src, "mask")
         if mask.dtype.kind == "f" and not np.isfinite(mask).all():
             raise LightsegError(f"{msrc or src}: mask contains NaN or Inf values")
-    hu = hu.astype(np.float32, copy=False)
+    with np.errstate(over="ignore", invalid="ignore"):  # out-of-range values become inf: refused
+        hu = hu.astype(np.float32, copy=False)
     if hu.ndim == 2:
         hu = hu[None]
         mask = mask[None] if mask is not None and mask.ndim == 2 else mask
@@ -127,8 +129,10 @@ def _npy_header(fh, src: str, what: str) -> tuple[tuple[int, ...], bool, np.dtyp
         raise LightsegError(f"{src}: {what} is not a .npy array ({type(e).__name__})") from None
     if dtype.hasobject or dtype.kind not in _NUMERIC_KINDS or dtype.shape:
         raise LightsegError(f"{src}: {what} has dtype {dtype}; expected real numbers")
-    if len(shape) not in (0, 2, 3) or math.prod(shape) > MAX_VOXELS:
+    if len(shape) not in (0, 2, 3):
         raise LightsegError(f"{src}: {what} has shape {shape}; expected a 2D slice or 3D volume")
+    if math.prod(shape) > MAX_VOXELS:
+        raise LightsegError(f"{src}: {what} has shape {shape}; at most {MAX_VOXELS:,} voxels")
     return tuple(shape), bool(fortran), dtype
 
 
@@ -458,6 +462,30 @@ def _dicom_numbers(ds, f: Path, name: str, n: int, default: list[float]) -> list
     return out
 
 
+def _check_pixel_data(ds, f: Path) -> None:
+    """One grey frame of at most MAX_SLICE_SIDE per side whose (uncompressed) bytes are all
+    there: checked before pydicom allocates the image from Rows x Columns."""
+    (rows,) = _dicom_numbers(ds, f, "Rows", 1, [0])
+    (cols,) = _dicom_numbers(ds, f, "Columns", 1, [0])
+    (bits,) = _dicom_numbers(ds, f, "BitsAllocated", 1, [0])
+    (spp,) = _dicom_numbers(ds, f, "SamplesPerPixel", 1, [1])
+    (frames,) = _dicom_numbers(ds, f, "NumberOfFrames", 1, [1])
+    if not (1 <= rows <= MAX_SLICE_SIDE and 1 <= cols <= MAX_SLICE_SIDE):
+        raise LightsegError(f"{f}: {rows:g}x{cols:g} pixels (1..{MAX_SLICE_SIDE} per side)")
+    if spp != 1 or frames != 1 or bits not in (8, 16, 32):
+        raise LightsegError(f"{f}: expected one grey frame of 8, 16 or 32 bits per pixel")
+    data = ds.get("PixelData", None)
+    if not isinstance(data, bytes):
+        raise LightsegError(f"{f}: no pixel data")
+    try:
+        syntax = getattr(getattr(ds, "file_meta", None), "TransferSyntaxUID", None)
+        compressed = bool(getattr(syntax, "is_compressed", False))
+    except Exception:  # pydicom raises ValueError for a UID that is no transfer syntax
+        raise LightsegError(f"{f}: unknown transfer syntax") from None
+    if not compressed and len(data) < rows * cols * bits // 8:
+        raise LightsegError(f"{f}: pixel data truncated ({len(data)} bytes for {rows:g}x{cols:g})")
+
+
 def _dicom_slice(f: Path) -> tuple[object, np.ndarray, dict]:
     """One CT file: (dataset, HU slice, geometry), every header value checked."""
     import warnings
@@ -467,12 +495,15 @@ def _dicom_slice(f: Path) -> tuple[object, np.ndarray, dict]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # pydicom warns on invalid values; we check them here
         try:
-            ds = pydicom.dcmread(f)
+            # from memory: pydicom reads element lengths from the file and a file object
+            # would allocate them up front; BytesIO never returns more than the file holds
+            ds = pydicom.dcmread(io.BytesIO(f.read_bytes()))
             modality = str(ds.get("Modality", "") or "")
         except Exception as e:  # pydicom raises many types for damaged files
             raise LightsegError(f"{f}: not a readable DICOM file ({type(e).__name__})") from None
         if modality != "CT":
             raise LightsegError(f"{f}: modality {modality or 'missing'!r}, expected CT")
+        _check_pixel_data(ds, f)
         try:
             px = np.asarray(ds.pixel_array)
         except Exception as e:
@@ -497,7 +528,8 @@ def _dicom_slice(f: Path) -> tuple[object, np.ndarray, dict]:
         }
     if not all(s > 0 for s in geo["spacing"]):
         raise LightsegError(f"{f}: PixelSpacing must be positive, got {geo['spacing']}")
-    hu = px.astype(np.float32) * np.float32(slope) + np.float32(intercept)
+    with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN results are refused later
+        hu = px.astype(np.float32) * np.float32(slope) + np.float32(intercept)
     return ds, hu, geo
 
 

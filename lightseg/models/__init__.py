@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from lightseg.models.blocks import ACTIVATIONS, Swish
-from lightseg.models.fold import fold_swish_beta
+from lightseg.models.blocks import ACTIVATIONS, NORMS, Swish
+from lightseg.models.fold import fold_batchnorm, fold_swish_beta
 from lightseg.models.unet import UNet, UNetConfig
 
 #: Named architectures; every field of :class:`UNetConfig` can be overridden.
@@ -31,10 +31,12 @@ def create_model(name: str, **overrides) -> UNet:
 __all__ = [
     "ACTIVATIONS",
     "MODELS",
+    "NORMS",
     "Swish",
     "UNet",
     "UNetConfig",
     "create_model",
+    "fold_batchnorm",
     "fold_swish_beta",
     "model_config",
 ]

@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from torch import nn
 
 ACTIVATIONS = ("relu", "swish-learnable", "swish-fixed", "silu")
+#: "batch": conv -> BatchNorm2d (milesial); "none": conv with bias only (BN folded, see fold.py).
+NORMS = ("batch", "none")
 
 
 class Swish(nn.Module):
@@ -46,7 +48,11 @@ def make_activation(name: str) -> nn.Module:
 
 
 class DoubleConv(nn.Module):
-    """(conv3x3 -> BN -> act) x 2; the first conv has ``mid`` output channels."""
+    """(conv3x3 -> BN -> act) x 2; the first conv has ``mid`` output channels.
+
+    ``norm="none"`` puts an ``nn.Identity`` where the BNs were, so the conv keys keep their
+    indices (0 and 3) and a BN-folded model loads without renaming.
+    """
 
     def __init__(
         self,
@@ -55,15 +61,20 @@ class DoubleConv(nn.Module):
         mid: int | None = None,
         bias: bool = True,
         activation: str = "relu",
+        norm: str = "batch",
     ) -> None:
         super().__init__()
         mid = mid or cout
+
+        def bn(c: int) -> nn.Module:
+            return nn.BatchNorm2d(c) if norm == "batch" else nn.Identity()
+
         self.double_conv = nn.Sequential(
             nn.Conv2d(cin, mid, 3, padding=1, bias=bias),
-            nn.BatchNorm2d(mid),
+            bn(mid),
             make_activation(activation),
             nn.Conv2d(mid, cout, 3, padding=1, bias=bias),
-            nn.BatchNorm2d(cout),
+            bn(cout),
             make_activation(activation),
         )
         self.beta = nn.Parameter(torch.ones(2)) if activation == "swish-learnable" else None

@@ -8,11 +8,15 @@ padding (zero stays zero) and the decoder's concat (only that activation's chann
 conv after the concat is scaled). The consumers are the next 3x3 conv, the transposed conv, the
 conv after a concat, and the 1x1 OutConv.
 
-BatchNorm is *not* folded into the convs: scaling gamma and beta is exact in train and eval mode
-alike, and the state dict keeps milesial's key names. When every activation folds, the result is
-a plain ``activation="silu"`` UNet whose state dict loads into ``create_model(arch,
-activation="silu", ...)``; its ``config`` says so. Activations with beta <= 0 (or a beta whose
-scale would cost fp32 precision) are kept as a fixed-beta :class:`Swish` and listed in the report.
+``fold_swish_beta`` does *not* fold BatchNorm into the convs: scaling gamma and beta is exact in
+train and eval mode alike, and the state dict keeps milesial's key names. ``fold_batchnorm`` is
+the separate eval-mode step (what the ONNX exporter's constant folding does anyway), giving the
+``norm="none"`` model that quantization-aware training fine-tunes as the deployed graph.
+
+When every activation folds, the result is a plain ``activation="silu"`` UNet whose state dict
+loads into ``create_model(arch, activation="silu", ...)``; its ``config`` says so.
+Activations with beta <= 0 (or a beta whose scale would cost fp32 precision) are kept as a
+fixed-beta :class:`Swish` and listed in the report.
 """
 
 from __future__ import annotations
@@ -176,3 +180,40 @@ def fold_swish_beta(model: nn.Module) -> tuple[nn.Module, dict]:
         folded.config = dataclasses.replace(folded.config, activation="silu")
         report["config_activation"] = "silu"
     return folded.eval(), report
+
+
+@torch.no_grad()
+def fold_batchnorm(model: nn.Module) -> tuple[nn.Module, dict]:
+    """Return ``(copy with every DoubleConv BN folded into its conv, report)``; eval mode.
+
+    Exact in eval mode (up to one fp32 rounding per weight): ``w' = w * g / sqrt(var + eps)``,
+    ``b' = (b - mean) * g / sqrt(var + eps) + beta``, computed in float64. The copy's config is
+    ``norm="none", bias=True``, so its state dict loads into ``create_model(arch, **config)``.
+    Report: ``{"bn_folded": [BN paths]}``; a model without BN comes back unchanged with ``{}``.
+    """
+    folded = copy.deepcopy(model).eval()
+    bns = [n for n, m in folded.named_modules() if isinstance(m, nn.BatchNorm2d)]
+    if not bns:
+        return folded, {}
+    if not isinstance(folded, UNet):
+        raise TypeError(f"fold_batchnorm supports lightseg UNet models, got {type(model).__name__}")
+    for dc in (m for m in folded.modules() if isinstance(m, DoubleConv)):
+        seq = dc.double_conv
+        for ci in (0, 3):
+            conv, bn = seq[ci], seq[ci + 1]
+            if not isinstance(bn, nn.BatchNorm2d):
+                continue
+            inv = bn.running_var.double().add(bn.eps).rsqrt()
+            g = bn.weight.double() * inv if bn.affine else inv
+            shift = bn.bias.double() if bn.affine else torch.zeros_like(g)
+            b = conv.bias.double() if conv.bias is not None else torch.zeros_like(g)
+            w = conv.weight.double() * g.view(-1, 1, 1, 1)
+            new = nn.Conv2d(
+                conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride,
+                conv.padding, conv.dilation, conv.groups, bias=True,
+            )  # fmt: skip
+            new.weight.copy_(w.to(conv.weight.dtype))
+            new.bias.copy_(((b - bn.running_mean.double()) * g + shift).to(conv.weight.dtype))
+            seq[ci], seq[ci + 1] = new, nn.Identity()
+    folded.config = dataclasses.replace(folded.config, norm="none", bias=True)
+    return folded.eval(), {"bn_folded": bns}

@@ -8,7 +8,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from lightseg.models.blocks import ACTIVATIONS, DoubleConv, Down, OutConv, Up
+from lightseg.models.blocks import ACTIVATIONS, NORMS, DoubleConv, Down, OutConv, Up
 
 MAX_DEPTH = 4
 MAX_MID_RATIO = 4.0
@@ -22,7 +22,8 @@ class UNetConfig:
 
     Widths are ``base * 2**level`` for level 0..depth. ``mid_ratio`` sets each DoubleConv's first
     conv to ``out * mid_ratio`` channels. Up blocks are named up{5-depth}..up4 so a 4-level net has
-    milesial's up1..up4 and the 3-level lightweight net the paper's up2..up4.
+    milesial's up1..up4 and the 3-level lightweight net the paper's up2..up4. ``norm="none"``
+    (conv bias required) is the BatchNorm-free form that ``fold_batchnorm`` produces.
     """
 
     n_channels: int = 3
@@ -33,6 +34,7 @@ class UNetConfig:
     bias: bool = True
     bilinear: bool = False
     activation: str = "relu"
+    norm: str = "batch"
 
     def __post_init__(self) -> None:
         ints = ("n_channels", "n_classes", "base", "depth")
@@ -50,6 +52,10 @@ class UNetConfig:
             raise ValueError(f"depth must be 1..{MAX_DEPTH}, got {self.depth}")
         if not isinstance(self.activation, str) or self.activation not in ACTIVATIONS:
             raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}")
+        if not isinstance(self.norm, str) or self.norm not in NORMS:
+            raise ValueError(f"norm must be one of {', '.join(NORMS)}")
+        if self.norm == "none" and not self.bias:
+            raise ValueError("norm 'none' needs conv bias (bias true): nothing else shifts")
         for name, (lo, hi) in LIMITS.items():
             if not lo <= getattr(self, name) <= hi:
                 raise ValueError(f"{name} must be {lo}..{hi}, got {getattr(self, name)}")
@@ -68,7 +74,7 @@ class UNet(nn.Module):
     def __init__(self, config: UNetConfig) -> None:
         super().__init__()
         self.config = c = config
-        kw = {"bias": c.bias, "activation": c.activation}
+        kw = {"bias": c.bias, "activation": c.activation, "norm": c.norm}
         widths = [c.base * 2**i for i in range(c.depth + 1)]
         factor = 2 if c.bilinear else 1
 

@@ -75,3 +75,46 @@ def rewrite_weights(ck: Path, edit) -> None:
     save_file(state, w)
     digest = hashlib.sha256(w.read_bytes()).hexdigest()
     rewrite_meta(ck, lambda d: d.update(weights_sha256=digest))
+
+
+def write_ct(folder: Path, n: int = 3, size: int = 8, **over) -> list[Path]:
+    """A tiny CT series (int16 pixels) written with pydicom; ``over`` sets header values."""
+    import numpy as np
+    import pydicom
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import CTImageStorage, ExplicitVRLittleEndian, generate_uid
+
+    folder.mkdir(parents=True, exist_ok=True)
+    series = generate_uid()
+    paths = []
+    for z in range(n):
+        meta = FileMetaDataset()
+        meta.MediaStorageSOPClassUID = CTImageStorage
+        meta.MediaStorageSOPInstanceUID = generate_uid()
+        meta.TransferSyntaxUID = ExplicitVRLittleEndian
+        ds = pydicom.Dataset()
+        ds.file_meta = meta
+        ds.SOPClassUID, ds.SOPInstanceUID = CTImageStorage, meta.MediaStorageSOPInstanceUID
+        ds.Modality, ds.SeriesInstanceUID = "CT", series
+        ds.Rows = ds.Columns = size
+        ds.PixelSpacing = [0.5, 0.5]
+        ds.ImageOrientationPatient = [1, 0, 0, 0, 1, 0]
+        ds.ImagePositionPatient = [0.0, 0.0, float(z)]
+        ds.InstanceNumber = z + 1
+        ds.RescaleSlope, ds.RescaleIntercept = 1.0, -1024.0
+        ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+        ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 1
+        ds.PixelData = np.full((size, size), 1000 + z, np.int16).tobytes()
+        for k, v in over.items():
+            setattr(ds, k, v)
+        p = folder / f"IM{z:04d}"
+        ds.save_as(p, enforce_file_format=True)
+        paths.append(p)
+    return paths
+
+
+def patch_bytes(path: Path, old: bytes, new: bytes) -> None:
+    """Replace ``old`` by ``new`` (same length) in a file: values pydicom would not write."""
+    data = path.read_bytes()
+    assert len(old) == len(new) and data.count(old) == 1, (old, data.count(old))
+    path.write_bytes(data.replace(old, new))

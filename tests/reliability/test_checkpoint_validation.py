@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 import struct
 import tempfile
 from pathlib import Path
@@ -42,7 +41,9 @@ def test_non_finite_weights_are_refused(capsys, ck, bad):
         state["down1.maxpool_conv.1.double_conv.0.weight"][0, 0, 0, 0] = bad
 
     rewrite_weights(ck, poison)
-    with pytest.raises(LightsegError, match=r"tensor down1\.maxpool_conv\.1\.double_conv\.0\.weight"):
+    with pytest.raises(
+        LightsegError, match=r"tensor down1\.maxpool_conv\.1\.double_conv\.0\.weight"
+    ):
         load_checkpoint(ck)
     line = one_error(capsys, "eval", ck, "--n", "1")
     assert "NaN or Inf" in line and "down1.maxpool_conv.1.double_conv.0.weight" in line
@@ -167,14 +168,16 @@ def test_oversized_and_deeply_nested_model_json(ck):
 _json = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**70), 2**70)
     | st.floats(allow_nan=True, allow_infinity=True) | st.text(max_size=12),
-    lambda kids: st.lists(kids, max_size=4) | st.dictionaries(st.text(max_size=8), kids, max_size=4),
+    lambda kids: st.lists(kids, max_size=4)
+    | st.dictionaries(st.text(max_size=8), kids, max_size=4),
     max_leaves=12,
 )  # fmt: skip
 _FIELDS = ["architecture", "config", "preprocessing", "classes", "weights_sha256", "format",
            "schema_version", "config.base", "config.depth", "config.n_channels",
            "config.n_classes", "config.mid_ratio", "config.bias", "config.bilinear",
            "config.activation", "preprocessing.size", "preprocessing.channels",
-           "preprocessing.window_level", "preprocessing.window_width", "preprocessing.fit"]  # fmt: skip
+           "preprocessing.window_level", "preprocessing.window_width",
+           "preprocessing.fit"]  # fmt: skip
 
 
 @pytest.fixture(scope="module")
@@ -198,10 +201,14 @@ def _check_load(doc_text: str, weights: bytes) -> None:
             assert all(torch.isfinite(p).all() for p in c.model.state_dict().values())
 
 
-@settings(max_examples=150, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=150,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(mutations=st.lists(st.tuples(st.sampled_from(_FIELDS), _json), min_size=1, max_size=3))
-def test_fuzz_model_json_fields(valid_doc, mutations):  # fmt: skip
+def test_fuzz_model_json_fields(valid_doc, mutations):
     """A valid model.json with 1-3 fields replaced by random JSON: loads, or one-line error."""
     doc, weights = copy.deepcopy(valid_doc[0]), valid_doc[1]
     for path, value in mutations:
@@ -215,12 +222,47 @@ def test_fuzz_model_json_fields(valid_doc, mutations):  # fmt: skip
     _check_load(json.dumps(doc, allow_nan=True), weights)
 
 
-@settings(max_examples=100, deadline=None, database=None,
-          suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow])
+@settings(
+    max_examples=100,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
 @given(doc=_json, raw=st.binary(max_size=64))
-def test_fuzz_model_json_whole(valid_doc, doc, raw):  # fmt: skip
+def test_fuzz_model_json_whole(valid_doc, doc, raw):
     """Any JSON value, or any bytes, as model.json: one-line error, never another exception."""
     FUZZ_COUNTS["model.json whole"] += 1
     _check_load(json.dumps(doc, allow_nan=True), valid_doc[1])
     _check_load(raw.decode("latin-1"), valid_doc[1])
-    assert not math.isnan(0.0)
+
+
+@settings(
+    max_examples=100,
+    deadline=None,
+    database=None,
+    suppress_health_check=[HealthCheck.function_scoped_fixture, HealthCheck.too_slow],
+)
+@given(
+    name=st.sampled_from(["inc.double_conv.0.weight", "outc.conv.bias", "inc.beta", "x"]),
+    entry=st.fixed_dictionaries(
+        {
+            "dtype": st.sampled_from(["F32", "F16", "I64", "U8", "Q4"]),
+            "shape": st.lists(st.integers(-2, 2**40), max_size=5),
+            "data_offsets": st.lists(st.integers(-1, 2**40), max_size=3),
+        }
+    ),
+)
+def test_fuzz_safetensors_header(valid_doc, name, entry):
+    """One header entry replaced (shape, dtype, offsets) with the hash updated: one-line error
+    or a load, and never a tensor allocated from the hostile shape."""
+    import hashlib
+
+    weights = valid_doc[1]
+    n = int.from_bytes(weights[:8], "little")
+    header = json.loads(weights[8 : 8 + n])
+    header[name] = entry
+    head = json.dumps(header).encode()
+    data = len(head).to_bytes(8, "little") + head + weights[8 + n :]
+    doc = dict(valid_doc[0], weights_sha256=hashlib.sha256(data).hexdigest())
+    FUZZ_COUNTS["safetensors header"] += 1
+    _check_load(json.dumps(doc), data)
