@@ -7,10 +7,11 @@ from pathlib import Path
 import click
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
-from lightseg.errors import GateFailed
+from lightseg.errors import GateFailed, LightsegError
 
 console = Console()
 
@@ -26,7 +27,8 @@ class DefaultRunGroup(TyperGroup):
 
 parity_app = typer.Typer(
     cls=DefaultRunGroup,
-    help="Do the masks match across backends? Exit 0 all hold, 1 a gate failed, 2 bad input.",
+    help="Do the masks match across backends? Exit 0 all hold, 1 a gate failed or undecided, "
+    "2 bad input.",
     no_args_is_help=False,
 )
 
@@ -38,28 +40,54 @@ def _split(backends: str | None) -> list[str] | None:
     return [b.strip() for b in backends.split(",") if b.strip()] if backends else None
 
 
-def _progress(subject) -> None:
-    console.print(f"[dim]running {subject.name} ({subject.backend}, {subject.precision})[/dim]")
+def _progress(item) -> None:
+    if isinstance(item, str):
+        console.print(f"[yellow]{item}[/yellow]")
+    else:
+        console.print(f"[dim]running {item.name} ({item.backend}, {item.precision})[/dim]")
+
+
+def parse_n(n: str) -> int | None:
+    """``--n``: ``auto`` (None) or a positive number of slices."""
+    if n.strip().lower() == "auto":
+        return None
+    try:
+        value = int(n)
+    except ValueError:
+        raise LightsegError(f"--n must be 'auto' or a whole number, got {n!r}") from None
+    if value < 1:
+        raise LightsegError(f"--n must be at least 1, got {value}")
+    return value
+
+
+def _row(v) -> list[str]:
+    from lightseg.benchmarks.report import cells
+
+    c = cells(v)
+    detail = v.reason() if v.status != "pass" else f"prob max err {c['prob']}"
+    status = f"[{COLOUR[v.status]}]{v.status}[/]"
+    return [v.name, v.backend, v.precision, status, c["dice"], c["worst"], c["small"], c["gt"],
+            c["flips"], escape(detail)]  # fmt: skip
+
+
+COLOUR = {"pass": "green", "fail": "red", "error": "red", "undecided": "dark_orange",
+          "skipped": "yellow"}  # fmt: skip
+COLUMNS = ("artifact", "backend", "precision", "status", "Dice mean (95% CI)", "worst large",
+           "small: n, max bnd px", "GT Dice ratio (95% CI)", "flip %", "detail")  # fmt: skip
 
 
 def finish_parity(run, json_out: Path | None, html: Path | None, md: Path | None) -> None:
     from lightseg.benchmarks import report
 
-    table = Table(title=f"parity vs fp32 PyTorch on {run.meta['n']} images ({run.meta['data']})")
-    for col in ("artifact", "backend", "precision", "status", "dice min", "flip %", "detail"):
+    inputs = run.meta.get("inputs") or {}
+    seed = f", seed {inputs['seed']}" if inputs.get("seed") is not None else ""
+    table = Table(
+        title=f"parity vs fp32 PyTorch on {run.meta['n']} images ({run.meta['data']}{seed})"
+    )
+    for col in COLUMNS:
         table.add_column(col)
-    colour = {"pass": "green", "fail": "red", "error": "red", "skipped": "yellow"}
     for v in run.verdicts:
-        m = v.metrics
-        table.add_row(
-            v.name,
-            v.backend,
-            v.precision,
-            f"[{colour[v.status]}]{v.status}[/]",
-            f"{m['dice_ref_min']:.4f}" if "dice_ref_min" in m else "-",
-            f"{100 * m['flip_rate']:.3f}" if "flip_rate" in m else "-",
-            v.reason() if v.status != "pass" else f"prob max err {m['prob_abs_max']:.2e}",
-        )
+        table.add_row(*_row(v))
     console.print(table)
     for path, write in ((json_out, report.write_json), (md, report.write_markdown)):
         if path:
@@ -68,7 +96,7 @@ def finish_parity(run, json_out: Path | None, html: Path | None, md: Path | None
     if html:
         report.write_html(run, html)
         console.print(f"wrote {html}")
-    bad = [v for v in run.verdicts if v.status in ("fail", "error")]
+    bad = [v for v in run.verdicts if v.status in ("fail", "error", "undecided")]
     if bad:
         raise GateFailed("; ".join(f"{v.name} ({v.backend}): {v.reason()}" for v in bad))
     if not any(v.status == "pass" for v in run.verdicts):
@@ -84,7 +112,11 @@ def parity_run(
     data: str = typer.Option(
         "verification", "--data", help="An input set (verification = synth, evaluation) or an .npz."
     ),
-    n: int | None = typer.Option(None, "--n", help="Number of images (default: the set's)."),
+    n: str = typer.Option(
+        "auto",
+        "--n",
+        help="Slices, or auto: the set's size, doubled while a verdict is undecided (to 256).",
+    ),
     json_out: Path | None = typer.Option(None, "--json", help="Write the JSON report."),
     html: Path | None = typer.Option(None, "--html", help="Write the HTML report."),
     md: Path | None = typer.Option(None, "--md", help="Write the Markdown summary."),
@@ -96,8 +128,9 @@ def parity_run(
     """Run the fp32 reference and every runnable artifact; judge each against the gates."""
     from lightseg.benchmarks.harness import run_parity
 
+    size = parse_n(n)
     run = run_parity(
-        artifact_dir, data, n, _split(backends), timeout, tolerances, threads, progress=_progress
+        artifact_dir, data, size, _split(backends), timeout, tolerances, threads, progress=_progress
     )
     finish_parity(run, json_out, html, md)
 

@@ -1,7 +1,8 @@
 """Run the fp32 reference and every runnable artifact on the same inputs; judge each.
 
 Every backend runs in its own worker process (see worker.py) with a timeout, so a crash or a
-hang is that backend's failure and the others are still judged.
+hang is that backend's failure and the others are still judged. An undecided verdict (the set
+too small for its interval to clear the gate) makes ``--n auto`` draw the set twice as large.
 """
 
 from __future__ import annotations
@@ -15,9 +16,12 @@ import numpy as np
 
 from lightseg.data.preprocessing import Preprocessing
 from lightseg.errors import LightsegError
-from lightseg.judge.verdict import Verdict, compare, load_tolerances
+from lightseg.judge.verdict import CI_METHOD, Verdict, compare, load_tolerances
 from lightseg.runtimes.base import RUNNERS
 from lightseg.runtimes.process import BackendDied, IsolatedBackend, LocalBackend
+
+#: ``--n auto`` stops doubling the set here and reports what it has.
+AUTO_CAP = 256
 
 
 @dataclass
@@ -174,29 +178,52 @@ def run_parity(
     threads: int = 2,
     isolate: bool = True,
     progress=None,
+    cap: int = AUTO_CAP,
 ) -> ParityRun:
-    """The parity run of an export folder (see ``lightseg parity --help``)."""
-    from lightseg.artifact import load_manifest
-    from lightseg.benchmarks.inputs import load_inputs
+    """The parity run of an export folder (see ``lightseg parity --help``).
 
+    ``n`` None (``--n auto``): a named set starts at its own size and, while any verdict is
+    undecided, is drawn again twice as large (its first k slices are the same) up to ``cap``;
+    every artifact is then judged on the final set. ``progress`` receives each Subject as it
+    runs and a line for each extension.
+    """
+    from lightseg.artifact import load_manifest
+    from lightseg.benchmarks.inputs import is_named_set, load_set
+
+    if threads < 1:
+        raise LightsegError(f"--threads must be at least 1, got {threads}")
     manifest = load_manifest(artifact_dir)
     tol = load_tolerances(tolerances)
     subjects = subjects_for(manifest, backends, threads)
     pre = Preprocessing.from_dict(manifest.preprocessing)
-    x, gt, source = load_inputs(data, pre, n)
     ck = reference_checkpoint(manifest)
-    ref, ref_info = reference_logits(ck, x, threads, manifest.source.get("weights_sha256", ""))
-    verdicts, outputs = judge(subjects, x, gt, ref, tol, timeout, threads, isolate, progress)
+    auto, size, tried = n is None and is_named_set(data), n, []
+    while True:
+        x, gt, source, record = load_set(data, pre, size)
+        tried.append(len(x))
+        ref, ref_info = reference_logits(ck, x, threads, manifest.source.get("weights_sha256", ""))
+        verdicts, outputs = judge(subjects, x, gt, ref, tol, timeout, threads, isolate, progress)
+        undecided = [v.name for v in verdicts if v.status == "undecided"]
+        if not (auto and undecided and len(x) < cap):
+            break
+        size = min(2 * len(x), cap)
+        if progress:
+            progress(f"undecided on {len(x)} slices ({', '.join(undecided)}): n={size}")
     meta = {
         "artifact_dir": str(artifact_dir),
         "reference": {"checkpoint": ck, **ref_info},
         "data": source,
+        "inputs": record,
         "n": len(x),
+        "n_auto": {"tried": tried, "cap": cap} if auto else None,
         "threads": threads,
         "timeout_s": timeout,
         "tolerances": str(tolerances or "default"),
         "uncertainty_band": tol["uncertainty_band"],
         "boundary_px": tol["boundary_px"],
+        "small_lesion_px": tol["small_lesion_px"],
+        "ci_level": tol["ci_level"],
+        "ci_method": CI_METHOD,
         "machine": machine(),
     }
     return ParityRun(verdicts, x, gt, ref, outputs, meta)

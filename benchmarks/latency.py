@@ -1,14 +1,24 @@
-"""Latency the way trtexec / onnxruntime_perf_test report it, interleaved across backends.
+"""Latency the way trtexec / onnxruntime_perf_test report it, interleaved across backends, with
+the machine's noise measured and the run repeated until it is stable.
 
-Load/compile time, first inference and warm steady state are reported apart; warm samples give
-min/mean/p50/p90/p95/p99/max and the coefficient of variation. In ``run_bench`` each backend
-lives in its own process (peak RSS is per backend) and rounds alternate between backends so
-ratios against the PyTorch reference are measured side by side.
+Load/compile time, first inference and warm steady state are reported apart. Each backend lives
+in its own worker process pinned to the same CPUs (peak RSS is per backend), with ``threads``
+intra-op threads, one inter-op thread and idle spinning off where the runtime allows it. Rounds
+of 5 runs alternate between backends, so ratios against the PyTorch reference are measured side
+by side; a fixed numpy kernel is timed before each round to see CPU steal.
+
+Stability (MLPerf-style early stopping): timed runs come in blocks of ``ceil(runs / 2)``; the
+run stops once every backend's p50 over the last two blocks agrees within ``within`` (5%), or
+marks itself noisy after ``max_blocks`` blocks or ``max_seconds``. The statistics are those of
+the last two blocks; a noisy run says so in the JSON, every table and the baseline gate.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import os
+import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -16,8 +26,18 @@ import numpy as np
 
 from lightseg.errors import LightsegError
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 ROUND = 5  # timed runs per backend per round
+REFERENCE = "pytorch-reference"
+
+
+@dataclass
+class Stability:
+    """When a run counts as stable. Defaults to 5% between the last two blocks, <= 6 blocks."""
+
+    within: float = 0.05
+    max_blocks: int = 6
+    max_seconds: float = 1800.0
 
 
 @dataclass
@@ -42,6 +62,9 @@ class LatencyStats:
     size_bytes: int = 0
     status: str = "ok"
     message: str = ""
+    block_p50: list[float] = field(default_factory=list)
+    drift: float = 0.0  # p50 of the second half of all samples / the first half - 1
+    info: dict = field(default_factory=dict)
 
     def fill(self) -> LatencyStats:
         """Compute the summary statistics from ``samples_ms``."""
@@ -64,6 +87,214 @@ def model_gmacs(checkpoint: str, shape: tuple) -> float:
     )
 
 
+def probe_ms(reps: int = 20) -> float:
+    """Time of a fixed single-threaded numpy kernel: slower rounds mean CPU steal or load."""
+    a = np.linspace(0.0, 1.0, 1 << 18, dtype=np.float32)
+    out = np.empty_like(a)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        np.multiply(a, a, out=out)
+        np.add(out, a, out=out)
+    return (time.perf_counter() - t0) * 1e3
+
+
+def bench_cpus(threads: int) -> list[int] | None:
+    """The CPUs every worker is pinned to: the first ``threads`` this process may use."""
+    if not hasattr(os, "sched_getaffinity"):
+        return None
+    allowed = sorted(os.sched_getaffinity(0))
+    return allowed[: max(1, min(threads, len(allowed)))]
+
+
+def subjects(manifest, backends: list[str] | None, threads: int, peers: bool) -> list:
+    """The reference, the selected artifacts, and (with ``peers``) the peers of this export."""
+    from lightseg.benchmarks.harness import Subject, reference_checkpoint, subjects_for
+    from lightseg.benchmarks.peers import COMPILE, peer_artifacts
+    from lightseg.runtimes.base import RUNNERS
+
+    ck = reference_checkpoint(manifest)
+    out = [
+        Subject(REFERENCE, "pytorch", "fp32", {"kind": "reference", "checkpoint": ck}),
+        *subjects_for(manifest, backends, threads),
+    ]
+    if not peers:
+        return out
+    arts = peer_artifacts(manifest)
+    for a in arts:
+        msg = {"kind": "artifact", "manifest": str(manifest.root), "artifact": a.name}
+        msg |= {"artifact_doc": asdict(a), "runner": RUNNERS.get(a.backend)}
+        out.append(Subject(a.name, a.backend, a.precision, msg, a.size_bytes))
+    have = {a.name for a in arts}
+    for name, prec in COMPILE.items():  # no checkpoint artifact: compile the reference's
+        if name not in have:
+            msg = {"kind": "reference", "checkpoint": ck, "compile": prec}
+            out.append(Subject(name, "pytorch-compile", prec, msg))
+    return out
+
+
+class Bench:
+    """The live workers of one run and the statistics they produce."""
+
+    def __init__(self, subjects: list, x_path: str, threads: int, timeout: float) -> None:
+        self.subjects, self.x_path, self.threads, self.timeout = subjects, x_path, threads, timeout
+        self.stats = {
+            s.name: LatencyStats(s.name, s.backend, s.precision, size_bytes=s.size_bytes)
+            for s in subjects
+        }
+        self.live: dict = {}
+        self.cpus = bench_cpus(threads)
+
+    def call(self, name: str, msg: dict) -> dict | None:
+        """One command to one worker; a failure ends that backend, recorded in its stats."""
+        from lightseg.runtimes.process import BackendDied
+
+        try:
+            reply = self.live[name].call(msg)
+        except BackendDied as e:
+            reply = {"ok": False, "status": "error", "message": str(e)}
+        if not reply["ok"]:
+            st = self.stats[name]
+            st.status, st.message = reply["status"], reply["message"]
+            self.live.pop(name).kill()
+            return None
+        return reply
+
+    def open(self, warmup: int) -> None:
+        """Start, pin and open every backend; time its first run; warm it up."""
+        from lightseg.runtimes.process import IsolatedBackend
+
+        for s in self.subjects:
+            st = self.stats[s.name]
+            self.live[s.name] = IsolatedBackend(self.timeout)
+            r = self.call(s.name, {"cmd": "pin", "cpus": self.cpus}) if self.cpus else {}
+            if r is not None:
+                st.info["cpus"] = r.get("cpus")
+                r = self.call(s.name, {"cmd": "open", "threads": self.threads, **s.open_msg})
+            if r:
+                st.load_s, st.info = r["load_s"], st.info | r["info"]
+                r = self.call(s.name, {"cmd": "time", "inputs": self.x_path, "n": 1})
+            if r:
+                st.first_ms = r["ms"][0]
+                if warmup:
+                    self.call(s.name, {"cmd": "time", "inputs": self.x_path, "n": warmup})
+
+    def block(self, runs: int, probes: list[float]) -> dict[str, list[float]]:
+        """``runs`` timed runs per live backend, in interleaved rounds, a probe before each."""
+        got: dict[str, list[float]] = {name: [] for name in self.live}
+        done = 0
+        while done < runs and self.live:
+            n = min(ROUND, runs - done)
+            probes.append(probe_ms())
+            for s in self.subjects:
+                if s.name in self.live:
+                    r = self.call(s.name, {"cmd": "time", "inputs": self.x_path, "n": n})
+                    if r:
+                        got[s.name] += r["ms"]
+            done += n
+        return got
+
+    def close(self) -> None:
+        for name, proc in list(self.live.items()):
+            self.stats[name].peak_rss_mb = proc.close().get("peak_rss_mb")
+        self.live.clear()
+
+
+def agree(a: float, b: float, within: float) -> bool:
+    """Whether two p50s differ by at most ``within`` of the smaller."""
+    return a > 0 and b > 0 and abs(a - b) <= within * min(a, b)
+
+
+def run_blocks(bench: Bench, runs: int, rule: Stability) -> dict:
+    """Blocks of timed runs until the last two agree per backend (or the rule's limits)."""
+    size = max(1, math.ceil(runs / 2))
+    blocks: list[dict[str, list[float]]] = []
+    probes: list[float] = []
+    t0 = time.monotonic()
+    stable = False
+    while bench.live:
+        blocks.append(bench.block(size, probes))
+        last = blocks[-2:]
+        stable = len(last) == 2 and all(
+            agree(np.median(last[0][n]), np.median(last[1][n]), rule.within)
+            for n in bench.live
+            if last[0].get(n) and last[1].get(n)
+        )
+        if stable or len(blocks) >= rule.max_blocks or time.monotonic() - t0 > rule.max_seconds:
+            break
+    for name, st in bench.stats.items():
+        mine = [b[name] for b in blocks if b.get(name)]
+        st.block_p50 = [float(np.median(b)) for b in mine]
+        st.samples_ms = [ms for b in mine[-2:] for ms in b]
+        every = [ms for b in mine for ms in b]
+        half = len(every) // 2
+        if half:
+            st.drift = float(np.median(every[half:]) / np.median(every[:half]) - 1)
+    return {
+        "stable": stable,
+        "within": rule.within,
+        "blocks": len(blocks),
+        "block_runs": size,
+        "seconds": round(time.monotonic() - t0, 2),
+        "probe_ms": _spread(probes),
+    }
+
+
+def _spread(values: list[float]) -> dict:
+    v = np.asarray(values, dtype=np.float64)
+    if v.size == 0:
+        return {}
+    p50 = float(np.median(v))
+    return {"p50": p50, "max_over_p50": float(v.max() / p50), "cv": float(v.std() / v.mean())}
+
+
+def speedup(ref: LatencyStats, st: LatencyStats) -> tuple[float | None, float | None]:
+    """Speed-up over the reference (p50 ratio) and its relative spread between the last two
+    blocks (|r1 - r2| / mean): the noise bound a baseline gate uses."""
+    if not st.p50 or not ref.p50:
+        return None, None
+    per_block = [r / b for r, b in zip(ref.block_p50[-2:], st.block_p50[-2:], strict=False) if b]
+    spread = (max(per_block) - min(per_block)) / np.mean(per_block) if per_block else 0.0
+    return ref.p50 / st.p50, float(spread)
+
+
+def used_precision(st: LatencyStats) -> str:
+    """The precision that ran: OpenVINO's actual inference precision where it reports one."""
+    hint = str(st.info.get("inference_precision", "")).lower()
+    return {"bf16": "bf16", "f32": "fp32", "f16": "fp16"}.get(hint, st.precision)
+
+
+def rows(stats: dict, gmacs: float, peaks: dict, within: float) -> list[dict]:
+    """The per-backend JSON rows: statistics, speed-up with its spread, GFLOP/s, % of peak."""
+    ref = stats[REFERENCE]
+    out = []
+    for st in stats.values():
+        st.fill()
+        ratio, spread = speedup(ref, st)
+        gflops = 2 * gmacs / (st.p50 / 1e3) if st.p50 else None
+        prec = used_precision(st)
+        peak = peaks.get("int8" if prec == "int8" else "bf16" if prec == "bf16" else "fp32")
+        out.append(
+            asdict(st)
+            | {
+                "precision_used": prec,
+                "stable": len(st.block_p50) >= 2 and agree(*st.block_p50[-2:], within),
+                "speedup_vs_reference": ratio,
+                "speedup_spread": spread,
+                "effective_gflops": gflops,
+                "pct_of_peak": 100 * gflops / peak if gflops and peak else None,
+            }
+        )
+    return out
+
+
+def versions(stats: dict) -> dict:
+    """Every runtime version the backends reported (the machine class needs them)."""
+    merged: dict = {}
+    for st in stats.values():
+        merged |= st.info.get("versions", {})
+    return dict(sorted(merged.items()))
+
+
 def run_bench(
     artifact_dir,
     threads: int = 2,
@@ -73,135 +304,145 @@ def run_bench(
     backends: list[str] | None = None,
     timeout: float = 300.0,
     peak: bool = True,
+    peers: bool = False,
+    stability: Stability | None = None,
 ) -> dict:
-    """Benchmark the reference and every runnable artifact, interleaved; returns a JSON doc."""
+    """Benchmark the reference, every runnable artifact (and the peers), interleaved, repeated
+    until stable; returns the JSON doc."""
     import tempfile
 
     from lightseg.artifact import load_manifest
-    from lightseg.benchmarks.harness import Subject, machine, reference_checkpoint, subjects_for
+    from lightseg.benchmarks.harness import machine, reference_checkpoint
     from lightseg.data.preprocessing import Preprocessing
     from lightseg.data.sets import input_set
-    from lightseg.runtimes.process import BackendDied, IsolatedBackend
 
     manifest = load_manifest(artifact_dir)
-    ck = reference_checkpoint(manifest)
-    subjects = [
-        Subject("pytorch-reference", "pytorch", "fp32", {"kind": "reference", "checkpoint": ck}),
-        *subjects_for(manifest, backends, threads),
-    ]
     pre = Preprocessing.from_dict(manifest.preprocessing)
-    x = input_set("verification", pre, batch).x
-    stats = {
-        s.name: LatencyStats(s.name, s.backend, s.precision, size_bytes=s.size_bytes)
-        for s in subjects
-    }
-    live: dict[str, IsolatedBackend] = {}
+    rule = stability or Stability()
+    subs = subjects(manifest, backends, threads, peers)  # bad input stops here, before timing
+    load_before = os.getloadavg()
+    peaks = _peaks(threads) if peak else None
     with tempfile.TemporaryDirectory(prefix="lightseg-bench-") as tmp:
         x_path = str(Path(tmp) / "x.npy")
-        np.save(x_path, x)
-
-        def call(s, msg) -> dict | None:
-            st = stats[s.name]
-            try:
-                reply = live[s.name].call(msg)
-            except BackendDied as e:
-                reply = {"ok": False, "status": "error", "message": str(e)}
-            if not reply["ok"]:
-                st.status, st.message = reply["status"], reply["message"]
-                live.pop(s.name).kill()
-                return None
-            return reply
-
-        for s in subjects:  # load, first inference, warm-up
-            live[s.name] = IsolatedBackend(timeout)
-            r = call(s, {"cmd": "open", "threads": threads, **s.open_msg})
-            if r:
-                stats[s.name].load_s = r["load_s"]
-                r = call(s, {"cmd": "time", "inputs": x_path, "n": 1})
-            if r:
-                stats[s.name].first_ms = r["ms"][0]
-                call(s, {"cmd": "time", "inputs": x_path, "n": warmup})
-        done = 0
-        while done < runs and live:  # interleaved rounds
-            n = min(ROUND, runs - done)
-            for s in subjects:
-                if s.name in live and (r := call(s, {"cmd": "time", "inputs": x_path, "n": n})):
-                    stats[s.name].samples_ms += r["ms"]
-            done += n
-        for name, proc in list(live.items()):
-            stats[name].peak_rss_mb = proc.close().get("peak_rss_mb")
-    if stats["pytorch-reference"].status != "ok":
-        raise LightsegError(f"the PyTorch reference failed: {stats['pytorch-reference'].message}")
-    rows = [s.fill() for s in stats.values()]
-    ref_p50 = stats["pytorch-reference"].p50
+        np.save(x_path, input_set("verification", pre, batch).x)
+        bench = Bench(subs, x_path, threads, timeout)
+        try:
+            bench.open(warmup)
+            noise = run_blocks(bench, runs, rule)
+        finally:
+            bench.close()
+    if bench.stats[REFERENCE].status != "ok":
+        raise LightsegError(f"the PyTorch reference failed: {bench.stats[REFERENCE].message}")
+    ck = reference_checkpoint(manifest)
     gmacs = model_gmacs(ck, (pre.channels, pre.size, pre.size)) * batch
+    measured = (peaks or {}).get("measured_gflops", {})
     doc = {
         "schema_version": SCHEMA_VERSION,
         "kind": "lightseg-latency",
         "machine": machine(),
+        "versions": versions(bench.stats),
         "threads": threads,
         "batch": batch,
+        "input": [batch, pre.channels, pre.size, pre.size],
         "runs": runs,
         "warmup": warmup,
         "interleaved_round": ROUND,
+        "cpus": bench.cpus,
+        "stable": noise["stable"],
+        "noise": noise | {"load_before": load_before, "load_after": os.getloadavg()},
         "model_gmacs": gmacs,
-        "backends": [
-            asdict(r)
-            | {
-                "speedup_vs_reference": (ref_p50 / r.p50) if r.p50 else None,
-                "effective_gflops": (2 * gmacs / (r.p50 / 1e3)) if r.p50 else None,
-            }
-            for r in rows
-        ],
+        "backends": rows(bench.stats, gmacs, measured, rule.within),
     }
-    if peak:
-        from lightseg.benchmarks.matmul_peak import peak_gflops
-
-        doc["matmul_peak_gflops"] = peak_gflops(threads)
+    if peaks:
+        doc["peaks"] = peaks
+        doc["peak_gflops"] = measured
     return doc
+
+
+def _peaks(threads: int) -> dict:
+    from lightseg.benchmarks.peaks import peaks_doc
+
+    return peaks_doc(threads)
+
+
+def noise_lines(doc: dict) -> list[str]:
+    """The noise figures as plain lines; the first says loudly when the ratios are unreliable."""
+    n = doc["noise"]
+    lines = []
+    if not doc["stable"]:
+        lines.append(
+            f"NOISY: ratios not reliable (p50s of the last two blocks differ by more than "
+            f"{100 * n['within']:.0f}% after {n['blocks']} blocks)"
+        )
+    probe = n.get("probe_ms") or {}
+    lines.append(
+        f"noise: load average {n['load_before'][0]:.2f} -> {n['load_after'][0]:.2f}; "
+        f"{n['blocks']} blocks of {n['block_runs']} runs, stable within "
+        f"{100 * n['within']:.0f}%: {'yes' if doc['stable'] else 'NO'}; probe kernel "
+        f"max/p50 {probe.get('max_over_p50', 0):.2f}, CV {probe.get('cv', 0):.2f}; "
+        f"CPUs {doc['cpus'] if doc['cpus'] is not None else 'not pinned'}"
+    )
+    return lines
+
+
+def _f(v, fmt: str) -> str:
+    return "-" if v is None else format(v, fmt)
+
+
+COLUMNS = (
+    "backend", "precision", "load s", "first ms", "p50", "p90", "p99", "CV", "drift",
+    "RSS MB", "x ref", "GFLOP/s", "% peak", "status",
+)  # fmt: skip
+
+
+def _cells(b: dict) -> list[str]:
+    """One table row; drift marked '!' where the last two blocks disagree, x ref with its spread."""
+    if b["status"] != "ok":
+        return [b["name"], b["precision"], *["-"] * 11, f"{b['status']}: {b['message']}"[:60]]
+    used = b["precision_used"]
+    ratio = _f(b["speedup_vs_reference"], ".2f")
+    if b["speedup_spread"] is not None:
+        ratio += f"±{100 * b['speedup_spread']:.0f}%"
+    return [
+        b["name"],
+        b["precision"] + (f"->{used}" if used != b["precision"] else ""),
+        f"{b['load_s']:.2f}",
+        f"{b['first_ms']:.1f}",
+        f"{b['p50']:.2f}",
+        f"{b['p90']:.2f}",
+        f"{b['p99']:.2f}",
+        f"{b['cv']:.2f}",
+        f"{100 * b['drift']:+.0f}%" + ("" if b["stable"] else "!"),
+        _f(b["peak_rss_mb"], ".0f"),
+        ratio,
+        _f(b["effective_gflops"], ".1f"),
+        _f(b["pct_of_peak"], ".0f"),
+        "ok" if b["stable"] else "ok, noisy",
+    ]
 
 
 def table(doc: dict):
     from rich.table import Table
 
+    noisy = "" if doc["stable"] else "NOISY: ratios not reliable; "
     t = Table(
-        title=f"latency, batch {doc['batch']}, {doc['threads']} threads, {doc['runs']} runs "
-        f"(interleaved) on {doc['machine']['cpu']}"
+        title=f"{noisy}latency, batch {doc['batch']}, {doc['threads']} threads, {doc['runs']} runs "
+        f"(interleaved, last 2 of {doc['noise']['blocks']} blocks) on {doc['machine']['cpu']}"
     )
-    for col in (
-        "backend",
-        "precision",
-        "load s",
-        "first ms",
-        "p50",
-        "p90",
-        "p99",
-        "CV",
-        "RSS MB",
-        "x ref",
-        "GFLOP/s",
-        "status",
-    ):
+    for col in COLUMNS:
         t.add_column(col, justify="right")
     for b in doc["backends"]:
-        ok = b["status"] == "ok"
-        t.add_row(
-            b["name"],
-            b["precision"],
-            f"{b['load_s']:.2f}" if ok else "-",
-            f"{b['first_ms']:.1f}" if ok else "-",
-            f"{b['p50']:.2f}" if ok else "-",
-            f"{b['p90']:.2f}" if ok else "-",
-            f"{b['p99']:.2f}" if ok else "-",
-            f"{b['cv']:.2f}" if ok else "-",
-            f"{b['peak_rss_mb']:.0f}" if b["peak_rss_mb"] else "-",
-            f"{b['speedup_vs_reference']:.2f}" if b["speedup_vs_reference"] else "-",
-            f"{b['effective_gflops']:.1f}" if b["effective_gflops"] else "-",
-            b["status"] if ok else f"{b['status']}: {b['message']}"[:60],
-        )
-    if "matmul_peak_gflops" in doc:
-        peaks = ", ".join(f"{k} {v:.0f}" for k, v in doc["matmul_peak_gflops"].items() if v)
-        t.caption = f"matmul peak GFLOP/s (same run, {doc['threads']} threads): {peaks}"
+        t.add_row(*_cells(b))
+    caption = []
+    if "peak_gflops" in doc:
+        measured = doc["peak_gflops"]
+        documented = doc["peaks"]["documented_gflops"]
+        caption.append(
+            "peaks GFLOP/s (OpenVINO conv, same run / documented): "
+            + ", ".join(f"{k} {_f(measured.get(k), '.0f')} / {_f(documented.get(k), '.0f')}"
+                        for k in ("fp32", "bf16", "int8"))
+        )  # fmt: skip
+    t.caption = "\n".join(caption)
     return t
 
 

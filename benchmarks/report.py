@@ -42,33 +42,72 @@ def to_dict(run) -> dict:
     )
 
 
+def outcome(run) -> str:
+    """PASS, FAIL, or UNDECIDED (nothing failed, but a set too small to tell)."""
+    if to_dict(run)["passed"]:
+        return "PASS"
+    states = {v.status for v in run.verdicts}
+    return "UNDECIDED" if "undecided" in states and not states & {"fail", "error"} else "FAIL"
+
+
 def write_json(run, path: Path) -> None:
     atomic_write_text(path, json.dumps(to_dict(run), indent=2) + "\n")
 
 
+def _ci(v, key: str, fmt: str) -> str:
+    if key not in v.metrics:
+        return "-"
+    lo, hi = v.ci.get(key, (math.nan, math.nan))
+    ci = "no CI" if math.isnan(lo) else f"{lo:{fmt}}-{hi:{fmt}}"
+    return f"{v.metrics[key]:{fmt}} ({ci})"
+
+
+def cells(v) -> dict[str, str]:
+    """The headline numbers of a verdict as table cells (console, Markdown, HTML)."""
+    x = v.metrics
+    if not x:
+        return dict.fromkeys(("dice", "worst", "small", "gt", "flips", "prob"), "-")
+    small = "-"
+    if "small_slices" in x:
+        small = str(x["small_slices"])
+        if x["small_slices"]:
+            small += f", {x['small_boundary_max']:g} px"
+    all_small = x.get("large_slices") == 0
+    return {
+        "dice": "all small" if all_small else _ci(v, "large_dice_mean", ".4f"),
+        "worst": f"{x['large_dice_min']:.4f}" if "large_dice_min" in x else "-",
+        "small": small,
+        "gt": _ci(v, "gt_dice_ratio", ".4f"),
+        "flips": f"{100 * x['flip_rate']:.3f}" if "flip_rate" in x else "-",
+        "prob": f"{x['prob_abs_max']:.2e}" if "prob_abs_max" in x else "-",
+    }
+
+
 def markdown(run) -> str:
     m = run.meta
+    inputs = m.get("inputs") or {}
+    seed = f", seed {inputs['seed']}" if inputs.get("seed") is not None else ""
     lines = [
-        f"### lightseg parity: {'PASS' if to_dict(run)['passed'] else 'FAIL'}",
+        f"### lightseg parity: {outcome(run)}",
         "",
         f"Reference: fp32 PyTorch `{m['reference'].get('checkpoint')}`; {m['n']} images "
-        f"({m['data']}); {m['machine']['cpu']}, {m['threads']} threads.",
+        f"({m['data']}{seed}); {m['machine']['cpu']}, {m['threads']} threads. "
+        f"Intervals: {int(100 * m.get('ci_level', 0.95))}% {m.get('ci_method', '')}. "
+        f"Small lesions: reference lesion < {m.get('small_lesion_px', '?')} px, judged by "
+        "boundary distance (their Dice does not gate).",
         "",
-        "| artifact | backend | precision | status | Dice min | flips % | confident flips | "
-        "HD95 max | prob max err | PSNR dB | detail |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| artifact | backend | precision | status | Dice mean (95% CI) | worst large slice | "
+        "small slices, max boundary px | GT Dice ratio (95% CI) | flips % | confident flips | "
+        "prob max err | PSNR dB | detail |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for v in run.verdicts:
-        x = v.metrics
-
-        def f(key, fmt, scale=1.0, x=x):
-            return format(x[key] * scale, fmt) if key in x else "-"
-
+        c, x = cells(v), v.metrics
+        psnr = f"{x['psnr_db']:.1f}" if "psnr_db" in x else "-"
         lines.append(
-            f"| {v.name} | {v.backend} | {v.precision} | **{v.status}** | "
-            f"{f('dice_ref_min', '.4f')} | {f('flip_rate', '.3f', 100)} | "
-            f"{x.get('confident_flips', '-')} | "
-            f"{f('hd95_max', '.2f')} | {f('prob_abs_max', '.2e')} | {f('psnr_db', '.1f')} | "
+            f"| {v.name} | {v.backend} | {v.precision} | **{v.status}** | {c['dice']} | "
+            f"{c['worst']} | {c['small']} | {c['gt']} | {c['flips']} | "
+            f"{x.get('confident_flips', '-')} | {c['prob']} | {psnr} | "
             f"{v.reason().replace('|', '/') if v.status != 'pass' else ''} |"
         )
     return "\n".join(lines) + "\n"
@@ -130,7 +169,8 @@ def _bars(run) -> str:
     names = [v.name for v in judged]
     fig, (a1, a2) = plt.subplots(1, 2, figsize=(11, 0.5 * len(names) + 1.5))
     dice = [v.metrics["dice_ref_min"] for v in judged]
-    colors = ["tab:green" if v.status == "pass" else "tab:red" for v in judged]
+    palette = {"pass": "tab:green", "undecided": "tab:orange"}
+    colors = [palette.get(v.status, "tab:red") for v in judged]
     a1.barh(names, dice, color=colors)
     a1.set_xlim(min(0.9, min(dice) - 0.01), 1.0)
     a1.set_title("min Dice vs reference (per image)")
@@ -162,12 +202,14 @@ def html_report(run) -> str:
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px}}tr.pass td{{background:#e8f5e9}}
 tr.fail td,tr.error td{{background:#ffebee}}tr.skipped td{{background:#fffde7}}
+tr.undecided td{{background:#fff3e0}}
 img{{max-width:100%}}</style></head><body>
 <h1>{h.escape(md_rows[0].lstrip("# "))}</h1>
 <p>Reference: fp32 PyTorch <code>{h.escape(str(m["reference"].get("checkpoint")))}</code>;
 {m["n"]} images ({h.escape(m["data"])}); {h.escape(str(m["machine"]["cpu"]))},
 {m["threads"]} threads. Flips are tolerated within {m["boundary_px"]} px of the reference boundary
-or where |p - 0.5| &le; {m["uncertainty_band"]}.</p>
+or where |p - 0.5| &le; {m["uncertainty_band"]}. Input set: {h.escape(json.dumps(m.get("inputs")))}.
+</p>
 <table><tr>{head}</tr>{body}</table>
 {_bars(run)}
 <p>Worst {WORST} images per backend (lowest Dice vs the reference): image, reference mask,

@@ -1,13 +1,19 @@
 """The browser demo: a static page running the exported model with onnxruntime-web (WASM).
 
 ``lightseg serve-demo [ARTIFACT_DIR]`` serves, on 127.0.0.1 only, the page (web/), the export
-folder's manifest and the artifacts it lists (hashes checked first), the onnxruntime-web dist
-files, and a phantom sample slice. Every response carries COOP/COEP headers, so the page is
-cross-origin isolated and WASM may use threads.
+folder's manifest and the artifacts it lists, the onnxruntime-web dist files, and a phantom
+sample slice. Every response carries COOP/COEP headers, so the page is cross-origin isolated
+and WASM may use threads.
+
+The artifacts are read into memory once, after their paths were confined to the folder and
+their bytes matched the manifest's sha256; the manifest served is the validated one. Requests
+whose Host is not 127.0.0.1:PORT or localhost:PORT get 403, so a web page that rebinds its own
+name to 127.0.0.1 (DNS rebinding) cannot read them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import json
 import os
@@ -37,6 +43,14 @@ TYPES = {
     ".f32": "application/octet-stream",
     ".png": "image/png",
 }
+
+
+def _verified_bytes(manifest, artifact) -> bytes:
+    """The artifact's bytes, read once, and checked against its sha256 (the path is confined)."""
+    data = manifest.path_of(artifact).read_bytes()
+    if hashlib.sha256(data).hexdigest() != artifact.sha256:
+        raise LightsegError(f"artifact {artifact.name}: changed while being read; re-export it")
+    return data
 
 
 def find_ort_web(explicit: str | os.PathLike | None = None) -> Path:
@@ -74,17 +88,27 @@ class DemoServer:
         runnable = [a for a in self.manifest.artifacts if a.format in ("onnx", "ort")]
         if not runnable:
             raise LightsegError(f"{self.root}: no .onnx or .ort artifact to run in a browser")
-        self.files = {"manifest.json": self.root / "manifest.json"}
+        for a in self.manifest.artifacts:  # the whole folder is intact, companions included
+            self.manifest.verify(a)
+        self.files = {"manifest.json": json.dumps(self.manifest.to_dict()).encode()}
         for a in runnable:
-            self.files[a.path] = self.manifest.verify(a)
+            self.files[a.path] = _verified_bytes(self.manifest, a)
         self.dist = find_ort_web(ort_web)
         self.seed = seed
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        try:
+            self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), self._handler())
+        except OSError as e:
+            raise LightsegError(f"cannot listen on 127.0.0.1:{port} ({e.strerror})") from None
         self.thread: threading.Thread | None = None
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.httpd.server_address[1]}/"
+
+    def host_ok(self, host: str | None) -> bool:
+        """Whether a request's Host header names this server (not a rebinding domain)."""
+        port = self.httpd.server_address[1]
+        return host in (f"127.0.0.1:{port}", f"localhost:{port}")
 
     @cached_property
     def sample(self) -> tuple[bytes, bytes]:
@@ -108,7 +132,8 @@ class DemoServer:
         elif path.startswith("/ort/") and "/" not in path[5:]:
             f = self.dist / path[5:]
         elif path.startswith("/model/") and path[7:] in self.files:
-            f = self.files[path[7:]]
+            name = path[7:]
+            return self.files[name], TYPES.get(Path(name).suffix, "application/octet-stream")
         else:
             return None
         if not f.is_file():
@@ -120,6 +145,9 @@ class DemoServer:
 
         class Handler(http.server.BaseHTTPRequestHandler):
             def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+                if not server.host_ok(self.headers.get("Host")):
+                    self.send_error(403, "Host must be 127.0.0.1:PORT or localhost:PORT")
+                    return
                 found = server.resolve(self.path)
                 if found is None:
                     self.send_error(404)
@@ -132,6 +160,7 @@ class DemoServer:
                 self.send_header("Cross-Origin-Embedder-Policy", "require-corp")
                 self.send_header("Cross-Origin-Resource-Policy", "same-origin")
                 self.send_header("Cache-Control", "no-store")
+                self.send_header("X-Content-Type-Options", "nosniff")
                 self.end_headers()
                 self.wfile.write(body)
 
@@ -167,10 +196,7 @@ def serve_demo_cmd(
     """Serve the browser demo (onnxruntime-web WASM) for an export folder on 127.0.0.1."""
     from rich.console import Console
 
-    try:
-        server = DemoServer(artifact_dir, port, ort_web, seed)
-    except OSError as e:
-        raise LightsegError(f"cannot listen on 127.0.0.1:{port} ({e.strerror})") from None
+    server = DemoServer(artifact_dir, port, ort_web, seed)
     names = ", ".join(a.name for a in server.manifest.artifacts if a.path in server.files)
     Console().print(f"serving {artifact_dir} ({names}) at {server.url}  (Ctrl-C stops)")
     try:

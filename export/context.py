@@ -1,4 +1,10 @@
-"""What every export step shares: the model, the data, the folder, and artifact bookkeeping."""
+"""What every export step shares: the model, the data, the folder, and artifact bookkeeping.
+
+Converters take ``ctx.export_model``: the checkpoint's model with the learnable Swish beta folded
+(``fold_swish_beta``), so every runtime sees a plain SiLU (ORT Mobile fuses it, int8 quantizers
+see no extra Mul). ``ctx.ref`` stays the original model's output, so verification proves the
+fold; every artifact records it in its options (``swish_beta``).
+"""
 
 from __future__ import annotations
 
@@ -22,7 +28,7 @@ CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
 class ExportContext:
     """State of one export run; ``files`` caches intermediate artifacts by name ("onnx-fp32")."""
 
-    model: object  # torch.nn.Module, eval mode
+    model: object  # torch.nn.Module, eval mode: the checkpoint's model as trained
     pre: Preprocessing
     classes: list[str]
     out: Path
@@ -38,6 +44,22 @@ class ExportContext:
     cache_dir: Path | None = None  # scratch space shared by steps (e.g. calibration ranges)
     files: dict[str, Path] = field(default_factory=dict)
     artifacts: dict[str, Artifact] = field(default_factory=dict)
+    export_model: object = field(init=False, repr=False)  # what the converters convert
+    fold: dict = field(init=False, repr=False)  # fold_swish_beta's report ({}: no Swish)
+
+    def __post_init__(self) -> None:
+        from lightseg.models import fold_swish_beta
+
+        self.export_model, self.fold = fold_swish_beta(self.model)
+
+    def swish_option(self) -> dict:
+        """``{"swish_beta": "folded"}``, or the activations kept unfolded; {} without Swish."""
+        if not self.fold:
+            return {}
+        kept = sorted(self.fold["kept"])
+        return {
+            "swish_beta": {"kept": kept, "folded": len(self.fold["folded"])} if kept else "folded"
+        }
 
     @property
     def x(self) -> np.ndarray:
@@ -65,6 +87,7 @@ def artifact(
     ``files``: the other files it needs to run (hashed too; the size counts them).
     """
     kw.setdefault("inputs", ctx.io()["inputs"])
+    kw["options"] = {**kw.get("options", {}), **ctx.swish_option()}
     kw.setdefault("outputs", ctx.io()["outputs"])
     a = Artifact(
         name=name,

@@ -44,7 +44,7 @@ def convert(ctx: ExportContext, precision: str, weights: str = "none"):
     quiet = contextlib.redirect_stderr(io.StringIO())  # coremltools' tqdm progress bars
     with torch.no_grad(), warnings.catch_warnings(), quiet:
         warnings.simplefilter("ignore")
-        traced = torch.jit.trace(ctx.model.eval(), x)
+        traced = torch.jit.trace(ctx.export_model.eval(), x)
         ml = ct.convert(
             traced,
             inputs=[ct.TensorType(name="image", shape=ctx.shape, dtype=np.float32)],

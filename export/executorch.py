@@ -51,7 +51,7 @@ def lower(ctx: ExportContext, precision: str) -> tuple[bytes, dict]:
     from executorch.exir import to_edge_transform_and_lower
 
     example = (torch.zeros(*ctx.shape),)
-    model = ctx.model.eval()
+    model = ctx.export_model.eval()
     if precision == "int8":
         calib = ctx.calib
         model = _quantize(model, example, calib[:PT2E_CALIB_MAX])

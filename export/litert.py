@@ -25,7 +25,7 @@ def build(ctx: ExportContext, precision: str = "fp32") -> None:
     if precision != "fp32":
         raise BackendUnavailable(f"LiteRT {precision} export is not implemented; use fp32")
     with timer() as t:
-        edge = litert_torch.convert(ctx.model.eval(), (torch.zeros(*ctx.shape),))
+        edge = litert_torch.convert(ctx.export_model.eval(), (torch.zeros(*ctx.shape),))
         path = ctx.out / "litert" / "model-fp32.tflite"
         with atomic_path(path) as tmp:
             edge.export(str(tmp))

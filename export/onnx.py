@@ -116,7 +116,7 @@ def build(ctx: ExportContext) -> None:
         ("onnx-fp32-fixed", "model-fixed.onnx", False),
     ):
         with timer() as t:
-            raw = torch_to_onnx(ctx.model, c, s, ctx.opset, dynamic)
+            raw = torch_to_onnx(ctx.export_model, c, s, ctx.opset, dynamic)
             check(raw)
             simp, ok = simplify(raw)
             note = "onnxsim failed or is not the pinned version; kept the unsimplified model"

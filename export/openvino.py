@@ -1,4 +1,4 @@
-"""OpenVINO IR (``.xml`` + ``.bin``) from the fp32 and int8 (QDQ) ONNX models.
+"""OpenVINO IR (``.xml`` + ``.bin``) from the fp32, int8 and mixed int8 (QDQ) ONNX models.
 
 ``save_model`` compresses weights to fp16 by default: fp32 IR is saved with
 ``compress_to_fp16=False``. The ``.bin`` weights are a companion file of the artifact: hashed
@@ -26,12 +26,16 @@ def _ov():
     return ov
 
 
-def build(ctx: ExportContext, precision: str) -> None:
-    """openvino/model-<precision>.xml + .bin."""
+def build(ctx: ExportContext, precision: str, variant: str = "") -> None:
+    """openvino/model-<precision><variant>.xml + .bin from onnx-<precision><variant>.
+
+    ``variant`` "-mixed": the mixed-precision int8 ONNX (its float layers stay float here too).
+    """
     ov = _ov()
-    src = ctx.files["onnx-fp32" if precision == "fp32" else "onnx-int8"]
+    name = f"{precision}{variant}"
+    src = ctx.files[f"onnx-{name}"]
     folder = ctx.out / "openvino"
-    xml = folder / f"model-{precision}.xml"
+    xml = folder / f"model-{name}.xml"
     with timer() as t:
         model = ov.convert_model(str(src))
         folder.mkdir(parents=True, exist_ok=True)
@@ -41,7 +45,7 @@ def build(ctx: ExportContext, precision: str) -> None:
             os.replace(Path(tmp) / xml.name, xml)  # the .xml last: it names a complete pair
     artifact(
         ctx,
-        f"openvino-{precision}",
+        f"openvino-{name}",
         xml,
         t(),
         backend="openvino",
@@ -55,6 +59,11 @@ def build(ctx: ExportContext, precision: str) -> None:
         files=[xml.with_suffix(".bin")],
         **ctx.io("batch"),
     )
+
+
+def build_int8_mixed(ctx: ExportContext) -> None:
+    """openvino-int8-mixed: the IR of model-int8-mixed.onnx."""
+    build(ctx, "int8", "-mixed")
 
 
 def build_bf16(ctx: ExportContext) -> None:

@@ -53,8 +53,8 @@ TARGETS: dict[str, Target] = {
         Target(
             "android-ort-int8",
             "Android phone, ONNX Runtime Mobile (CPU/XNNPACK; NNAPI usability reported)",
-            ("onnx", "int8", "ort-int8"),
-            ("ort-int8",),
+            ("onnx", "int8", "ort-int8", "int8-mixed"),
+            ("ort-int8", "onnx-int8-mixed"),
             ORT,
             ORT_HINT,
             "yes: the .ort runs on ORT CPU here (x86); on the phone via the Android demo",
@@ -98,8 +98,8 @@ TARGETS: dict[str, Target] = {
         Target(
             "x86-ort-int8",
             "x86 server, ONNX Runtime CPU, int8 QDQ (U8 activations, S8 per-channel weights)",
-            ("onnx", "int8"),
-            ("onnx-fp32", "onnx-int8"),
+            ("onnx", "int8", "int8-mixed"),
+            ("onnx-fp32", "onnx-int8", "onnx-int8-mixed"),
             ORT,
             ORT_HINT,
             "yes (ORT CPU EP)",
@@ -107,8 +107,8 @@ TARGETS: dict[str, Target] = {
         Target(
             "x86-openvino",
             "x86 server, OpenVINO IR fp32 and int8",
-            ("onnx", "int8", "openvino-fp32", "openvino-int8"),
-            ("openvino-fp32", "openvino-int8"),
+            ("onnx", "int8", "openvino-fp32", "openvino-int8", "int8-mixed", "openvino-int8-mixed"),
+            ("openvino-fp32", "openvino-int8", "openvino-int8-mixed"),
             ORT + ("openvino",),
             "pip install 'lightseg[openvino]'",
             "yes (OpenVINO CPU plugin, precision pinned f32)",
@@ -143,7 +143,7 @@ TARGETS: dict[str, Target] = {
         Target(
             "x86-auto",
             "x86 server: the fastest ORT / OpenVINO (fp32, bf16, int8) artifact that passes parity",
-            ("onnx", "int8", "int8-variants"),
+            ("onnx", "int8", "int8-variants", "int8-mixed"),
             (
                 "onnx-fp32",
                 "onnx-int8",
@@ -152,6 +152,8 @@ TARGETS: dict[str, Target] = {
                 "openvino-fp32",
                 "openvino-bf16",
                 "openvino-int8",
+                "onnx-int8-mixed",
+                "openvino-int8-mixed",
             ),
             ORT,
             ORT_HINT,
@@ -160,6 +162,7 @@ TARGETS: dict[str, Target] = {
                 ("openvino-fp32", "openvino"),
                 ("openvino-bf16", "openvino"),
                 ("openvino-int8", "openvino"),
+                ("openvino-int8-mixed", "openvino"),
             ),
         ),
     )
@@ -169,12 +172,14 @@ TARGETS: dict[str, Target] = {
 def _steps() -> dict[str, Callable[[ExportContext], None]]:
     from lightseg.export import coreml, executorch, litert, openvino, ort_mobile, quantize, tensorrt
     from lightseg.export import onnx as lonnx
+    from lightseg.export.int8_mixed import build_int8_mixed
 
     return {
         "onnx": lonnx.build,
         "fp16": quantize.build_fp16,
         "int8": quantize.build_int8,
         "int8-variants": quantize.build_int8_variants,
+        "int8-mixed": build_int8_mixed,
         "ort-fp32": lambda c: ort_mobile.build(c, "fp32"),
         "ort-int8": lambda c: ort_mobile.build(c, "int8"),
         "coreml-fp16": lambda c: coreml.build(c, "fp16"),
@@ -184,6 +189,7 @@ def _steps() -> dict[str, Callable[[ExportContext], None]]:
         "openvino-fp32": lambda c: openvino.build(c, "fp32"),
         "openvino-int8": lambda c: openvino.build(c, "int8"),
         "openvino-bf16": openvino.build_bf16,
+        "openvino-int8-mixed": openvino.build_int8_mixed,
         "executorch-fp32": lambda c: executorch.build(c, "fp32"),
         "executorch-int8": lambda c: executorch.build(c, "int8"),
         "litert-fp32": lambda c: litert.build(c, "fp32"),

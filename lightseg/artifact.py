@@ -140,14 +140,14 @@ def _plain(p: Path, what: str) -> None:
             raise LightsegError(f"artifact {what}: {f} is a link or not a regular file")
 
 
-def confined(root: Path, rel: str, what: str = "artifact") -> Path:
+def confined(root: Path, rel: str, what: str = "artifact", folder: str = "export folder") -> Path:
     """``root / rel``, refused unless it stays inside ``root`` (symlinks resolved)."""
     if not isinstance(rel, str) or not rel or Path(rel).is_absolute() or "\\" in rel:
-        raise LightsegError(f"{what}: path {rel!r} must be relative to the export folder")
+        raise LightsegError(f"{what}: path {rel!r} must be relative to the {folder}")
     base = root.resolve()
     p = (root / rel).resolve()
     if p != base and base not in p.parents:
-        raise LightsegError(f"{what}: path {rel!r} leads outside the export folder {root}")
+        raise LightsegError(f"{what}: path {rel!r} leads outside the {folder} {root}")
     return root / rel
 
 

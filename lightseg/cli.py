@@ -36,10 +36,17 @@ app = typer.Typer(
 )
 
 
+_registered: list[bool] = []
+
+
 def _register() -> None:
+    """Attach every area's commands, once per process (main() may run many times in-process)."""
+    if _registered:
+        return
     from lightseg.commands import register_core
 
     register_core(app)
+    _registered.append(True)
 
 
 def _crash_report(exc: BaseException) -> str:

@@ -169,6 +169,7 @@ def import_checkpoint_cmd(
 def register_core(app: typer.Typer) -> None:
     """Attach every command to the app, in the order of the workflow."""
     from lightseg.benchmarks.cli import register as register_benchmarks  # parity, bench
+    from lightseg.benchmarks.divergence import int8_report_cmd
     from lightseg.benchmarks.webdemo import serve_demo_cmd
     from lightseg.data.cli import app as data_app
     from lightseg.export.cli import register as register_export  # doctor
@@ -190,3 +191,4 @@ def register_core(app: typer.Typer) -> None:
     register_export(app)
     register_benchmarks(app)
     app.command("serve-demo")(serve_demo_cmd)
+    app.command("int8-report")(int8_report_cmd)

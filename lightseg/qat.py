@@ -10,11 +10,10 @@ the deployed graph: conv -> SiLU with no BN. Then:
 
 - weights of every Conv/ConvTranspose: int8 symmetric per output channel, range [-127, 127],
   scale = max|w| / 127 (ConvTranspose: axis 1, as ORT); bias: int32 at scale s_in * s_w;
-- activations: uint8 asymmetric per tensor, range [min(lo, 0), max(hi, 0)] / 255, at every tensor
-  a Conv/ConvTranspose/MaxPool reads: the image, each DoubleConv's middle activation, each
-  DoubleConv's output (encoder outputs once, shared by MaxPool and the skip concat; max-pool
-  keeps the grid) and each concat. SiLU, ConvTranspose outputs and the logits stay float, as in
-  ORT's QDQ graph (Sigmoid, Mul and Concat are not QDQ operators).
+- activations: uint8 asymmetric per tensor, range [min(lo, 0), max(hi, 0)] / 255, on every
+  tensor of the graph, as ORT's QDQ quantizer does: the image, each conv output, each SiLU's
+  Sigmoid and Mul outputs (SiLU = x * sigmoid(x) in the graph), each ConvTranspose output, each
+  concat and the logits; max-pool keeps its input's grid (ORT gives it the input's parameters).
 
 Fake quantization uses ``torch.fake_quantize_per_{tensor,channel}_affine`` (straight-through
 gradients inside the range); activation ranges come from moving-average min/max observers that
@@ -49,8 +48,8 @@ from lightseg.train import loss_fn, stack_dataset
 SCHEME = {
     "weights": "int8 symmetric per-channel [-127, 127] (Conv axis 0, ConvTranspose axis 1)",
     "bias": "int32, scale = activation scale x weight scale",
-    "activations": "uint8 asymmetric per-tensor at every Conv/ConvTranspose/MaxPool input",
-    "float": "SiLU, ConvTranspose outputs, logits",
+    "activations": "uint8 asymmetric per-tensor on every tensor (conv, sigmoid, mul, concat "
+    "outputs, image, logits); max-pool keeps its input's grid",
     "mirrors": "ONNX Runtime static QDQ U8S8 (lightseg x86-ort-int8)",
     "folded": "Swish beta and BatchNorm folded before training (the deployed graph)",
 }
@@ -79,11 +78,16 @@ class FakeQuant(nn.Module):
     def qparams(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(scale fp32, zero point int32), computed as ORT's compute_scale_zp (float64)."""
         lo, hi = min(float(self.lo), 0.0), max(float(self.hi), 0.0)
-        scale = (hi - lo) / 255.0
-        if not scale > np.finfo(np.float32).tiny:
-            return torch.tensor(1.0), torch.tensor(0, dtype=torch.int32)
-        zp = int(np.round(0.0 - lo / scale))
-        return torch.tensor(scale, dtype=torch.float32), torch.tensor(zp, dtype=torch.int32)
+        scale, zp = (hi - lo) / 255.0, 0
+        if scale > np.finfo(np.float32).tiny:
+            zp = int(np.round(0.0 - lo / scale))
+        else:
+            scale = 1.0
+        dev = self.lo.device
+        return (
+            torch.tensor(scale, dtype=torch.float32, device=dev),
+            torch.tensor(zp, dtype=torch.int32, device=dev),
+        )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.observe:
@@ -129,12 +133,14 @@ class QuantSim(nn.Module):
 
     def __init__(self, net: UNet, momentum: float | None = 0.1) -> None:
         super().__init__()
-        if net.config.norm != "none" or net.config.bilinear:
-            raise LightsegError("QAT needs a BN-folded UNet with ConvTranspose upsampling")
+        c = net.config
+        if c.norm != "none" or c.bilinear or c.activation != "silu":
+            raise LightsegError("QAT needs a folded UNet (no BN, SiLU, ConvTranspose upsampling)")
         self.net = net
         self.dcs = [p for p, m in net.named_modules() if isinstance(m, DoubleConv)]
-        keys = ["image"] + [f"{p}.{k}" for p in self.dcs for k in ("mid", "out")]
-        keys += [f"{n}.cat" for n in net.up_names]
+        parts = ("conv0", "sig0", "mid", "conv1", "sig1", "out")
+        keys = ["image"] + [f"{p}.{k}" for p in self.dcs for k in parts]
+        keys += [f"{n}.{k}" for n in net.up_names for k in ("up", "cat")] + ["logits"]
         self.fq = nn.ModuleDict({k.replace(".", "_"): FakeQuant(momentum) for k in keys})
 
     def q(self, key: str) -> FakeQuant:
@@ -157,11 +163,16 @@ class QuantSim(nn.Module):
             return F.conv_transpose2d(x, w, b, conv.stride, conv.padding, conv.output_padding)
         return F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
 
+    def _silu(self, path: str, i: int, y: torch.Tensor) -> torch.Tensor:
+        """SiLU as the graph runs it: y * sigmoid(y), both results quantized."""
+        s = self.q(f"{path}.sig{i}")(torch.sigmoid(y))
+        return self.q(f"{path}.{'mid' if i == 0 else 'out'}")(y * s)
+
     def _double(self, path: str, x: torch.Tensor, q_in: FakeQuant) -> torch.Tensor:
         seq = self.net.get_submodule(path).double_conv
-        y = self.q(f"{path}.mid")(seq[2](self._conv(seq[0], x, q_in)))
-        y = seq[5](self._conv(seq[3], y, self.q(f"{path}.mid")))
-        return self.q(f"{path}.out")(y)
+        y = self._silu(path, 0, self.q(f"{path}.conv0")(self._conv(seq[0], x, q_in)))
+        y = self.q(f"{path}.conv1")(self._conv(seq[3], y, self.q(f"{path}.mid")))
+        return self._silu(path, 1, y)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         net = self.net
@@ -174,11 +185,11 @@ class QuantSim(nn.Module):
         y, q_y = skips.pop(), self.q(f"{enc[-1]}.out")
         for name in net.up_names:
             up = net.get_submodule(name)
-            u = self._conv(up.up, y, q_y)
+            u = self.q(f"{name}.up")(self._conv(up.up, y, q_y))
             cat = self.q(f"{name}.cat")(torch.cat([skips.pop(), u], dim=1))
             y = self._double(f"{name}.conv", cat, self.q(f"{name}.cat"))
             q_y = self.q(f"{name}.conv.out")
-        return self._conv(net.outc.conv, y, q_y)
+        return self.q("logits")(self._conv(net.outc.conv, y, q_y))
 
 
 def deployable(model: UNet) -> tuple[UNet, dict]:
@@ -199,10 +210,11 @@ def mask_dice(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def _masks(model: nn.Module, x: np.ndarray, batch: int = 4) -> np.ndarray:
+    dev = next(model.parameters()).device
     with torch.no_grad():
         return np.concatenate(
             [
-                model(torch.from_numpy(x[i : i + batch])).argmax(1).numpy()
+                model(torch.from_numpy(x[i : i + batch]).to(dev)).argmax(1).cpu().numpy()
                 for i in range(0, len(x), batch)
             ]
         )
@@ -265,17 +277,26 @@ def run_qat(
     seed: int = TRAIN_SEED,
     amp: bool = False,
     threads: int | None = None,
+    device: str = "auto",
     say=print,
 ) -> dict:
     """Fine-tune ``init`` under fake quantization; writes ``out/best``, ``out/last`` (float
     checkpoints) and ``out/summary.json``. ``best``: the highest mean Dice of fake-quant vs its
-    own float masks whose fake-quant lesion Dice keeps >= 99.5% of the initial model's."""
+    own float masks whose fake-quant lesion Dice keeps >= 99.5% of the initial model's.
+    ``device``: "auto" (CUDA when available, else CPU), "cpu" or "cuda"."""
     from lightseg.data.dataset import build_dataset
 
     if steps < 1 or batch < 1 or val_every < 1 or freeze_after < 0 or not 0 < lr <= 1:
         raise LightsegError("qat: steps, batch, val-every must be >= 1, freeze >= 0, 0 < lr <= 1")
     if seed in (0, 1, 101, 202, 4242) or not 0 < momentum <= 1:
         raise LightsegError("qat: seed must avoid 0, 1, 101, 202, 4242; 0 < momentum <= 1")
+    if device not in ("auto", "cpu", "cuda"):
+        raise LightsegError(f"qat: --device must be auto, cpu or cuda, got {device!r}")
+    if device == "auto":
+        device = "cuda" if torch.cuda.is_available() else "cpu"
+    if device == "cuda" and not torch.cuda.is_available():
+        raise LightsegError("qat: --device cuda asked for, but torch sees no CUDA device")
+    dev = torch.device(device)
     out = check_writable(Path(out))
     if threads:
         torch.set_num_threads(threads)
@@ -283,7 +304,7 @@ def run_qat(
     ck = load_checkpoint(init)
     pre = ck.preprocessing
     net, fold = deployable(ck.model)
-    sim = QuantSim(net, momentum)
+    sim = QuantSim(net, momentum).to(dev)
     if crop is not None and crop % net.multiple:
         raise LightsegError(f"qat: --crop must be a multiple of {net.multiple}")
     train_ds = build_dataset("synth", pre, train_n, seed, augment=True, crop=crop)
@@ -291,7 +312,7 @@ def run_qat(
         build_dataset("synth", pre, val_n, seed + 1000, per_volume=2), val_n
     )
     cal_x, _ = stack_dataset(build_dataset("synth", pre, 8, seed + 2000, per_volume=2), 8)
-    init_masks = _masks(ck.model.eval(), val_x)
+    init_masks = _masks(ck.model.to(dev).eval(), val_x)
     init_gt = evaluate(sim, init_masks, val_x, val_y)["lesion_dice_fp32"]  # folded = init
     sim.set_mode(True, False)  # PTQ-like start: ranges from full slices on the float model
     for m in sim.fq.values():
@@ -307,7 +328,7 @@ def run_qat(
     rng = np.random.default_rng(seed)
     t0 = time.time()
     provenance = {
-        "init_from": {"path": str(ck.path), "weights_sha256": ck.weights_sha256, "arch": ck.arch},
+        "init_from": {"path": init, "weights_sha256": ck.weights_sha256, "arch": ck.arch},
         "command": " ".join(["lightseg", *sys.argv[1:]]) if sys.argv else "",
         "quantization": SCHEME,
         "fold": fold,
@@ -327,6 +348,7 @@ def run_qat(
             f"synthetic phantoms: {train_n} training slices (seed {seed}, crops {crop}), "
             f"validation {val_n} (seed {seed + 1000}), range init 8 (seed {seed + 2000})"
         ),
+        "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "machine": platform.processor() or platform.machine(),
         "versions": torch_versions(),
     }
@@ -339,8 +361,9 @@ def run_qat(
         sim.train()
         idx = rng.integers(0, len(train_ds), batch)
         xb, yb = zip(*(train_ds[int(i)] for i in idx), strict=True)
-        x, y = torch.as_tensor(np.stack(xb)), torch.as_tensor(np.stack(yb)).long()
-        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=amp):
+        x = torch.as_tensor(np.stack(xb)).to(dev)
+        y = torch.as_tensor(np.stack(yb)).long().to(dev)
+        with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
             logits = sim(x)
         loss = loss_fn(logits.float(), y)
         if not torch.isfinite(loss):
@@ -383,12 +406,13 @@ def qat_cmd(
     val_n: int = typer.Option(24, help="Validation slices (full size)."),
     val_every: int = typer.Option(50, help="Validate and checkpoint every N steps."),
     seed: int = typer.Option(TRAIN_SEED, help="Data seed (disjoint from the named sets)."),
-    amp: bool = typer.Option(False, help="bf16 autocast for the float parts (CPU)."),
+    amp: bool = typer.Option(False, help="bf16 autocast for the float parts."),
     threads: int = typer.Option(0, help="Torch threads (0 = torch's default)."),
+    device: str = typer.Option("auto", help="auto (CUDA when available), cpu or cuda."),
 ) -> None:
     """Quantization-aware fine-tuning: OUT/best is a float checkpoint robust to int8 export."""
     s = run_qat(
         init, out, steps, batch, crop or None, lr, freeze_after, 0.1, train_n, val_n,
-        val_every, seed, amp, threads or None, say=typer.echo,
+        val_every, seed, amp, threads or None, device, say=typer.echo,
     )  # fmt: skip
     typer.echo(f"best fake-quant mask Dice vs own fp32 {s['best_dice_q_vs_own_fp32']:.4f}; {out}")

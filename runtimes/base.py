@@ -29,6 +29,7 @@ RUNNERS: dict[str, str] = {
     "coreml": "lightseg.runtimes.coreml:CoreMlRunner",
     "tensorrt": "lightseg.runtimes.tensorrt:TensorRtRunner",
     "pytorch-eager": "lightseg.runtimes.torch_runner:CheckpointRunner",
+    "pytorch-compile": "lightseg.runtimes.torch_runner:CompiledCheckpointRunner",
 }
 DEFAULT_THREADS = 2
 

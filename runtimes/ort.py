@@ -70,7 +70,9 @@ class OrtRunner(ArtifactRunner):
     """An InferenceSession with ``threads`` intra-op threads. Defaults to the CPU provider.
 
     ``artifact.options["graph_optimization_level"]`` (disable|basic|extended|all) and
-    ``["allow_spinning"]`` override the session defaults of :func:`session`.
+    ``["allow_spinning"]`` override the session defaults of :func:`session`;
+    ``["defaults"]`` sets nothing at all: ORT's own choices (all cores, spinning on), what a user
+    who does not tune anything gets.
     """
 
     def __init__(self, manifest, artifact, threads: int = DEFAULT_THREADS, providers=None):
@@ -81,7 +83,11 @@ class OrtRunner(ArtifactRunner):
         ort = require("onnxruntime", HINT)
         level = str(self.artifact.options.get("graph_optimization_level", "all"))
         spinning = bool(self.artifact.options.get("allow_spinning", False))
-        self.session = session(self.path, self.threads, self.providers, level, spinning)
+        if self.artifact.options.get("defaults"):
+            self.session = ort.InferenceSession(str(self.path), providers=self.providers)
+            level, self.info["threads"] = "all", "default"
+        else:
+            self.session = session(self.path, self.threads, self.providers, level, spinning)
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
         self.info["versions"]["onnxruntime"] = ort.__version__

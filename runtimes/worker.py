@@ -1,8 +1,9 @@
 """One backend in its own process, driven by JSON lines, so a native crash or hang is contained.
 
 Commands (one JSON object per line on stdin; one reply per line on the protocol pipe):
-``open`` {kind: reference|artifact|device, ...}, ``infer`` {inputs, out}, ``time`` {inputs, n},
-``close``. Library output that goes to stdout is redirected to stderr.
+``pin`` {cpus} (before ``open``), ``open`` {kind: reference|artifact|device, ...}, ``infer``
+{inputs, out}, ``time`` {inputs, n}, ``close``. Library output that goes to stdout is
+redirected to stderr.
 """
 
 from __future__ import annotations
@@ -21,10 +22,17 @@ from lightseg.errors import BackendUnavailable, LightsegError
 def open_runner(msg: dict):
     """The runner an ``open`` message describes (not yet opened).
 
-    kinds: ``reference`` {checkpoint}, ``artifact`` {manifest, artifact, runner}, ``device``
-    {results, output_shape, inputs, precision}.
+    kinds: ``reference`` {checkpoint, compile: absent | "fp32" | "bf16" (torch.compile, autocast)},
+    ``artifact`` {manifest, artifact, runner, artifact_doc: an artifact not in the manifest file,
+    e.g. a peer: options on one of its files}, ``device`` {results, output_shape, inputs,
+    precision}.
     """
     kind = msg["kind"]
+    if kind == "reference" and msg.get("compile"):
+        from lightseg.runtimes.torch_runner import CompiledRunner
+
+        autocast = "" if msg["compile"] == "fp32" else msg["compile"]
+        return CompiledRunner(msg.get("checkpoint"), msg["threads"], autocast)
     if kind == "reference":
         from lightseg.runtimes.torch_runner import TorchRunner
 
@@ -35,12 +43,22 @@ def open_runner(msg: dict):
         return DeviceResultsRunner(
             msg["results"], msg["output_shape"], np.load(msg["inputs"]), msg.get("precision", "")
         )
-    from lightseg.artifact import load_manifest
+    from lightseg.artifact import Artifact, load_manifest
     from lightseg.runtimes.base import runner_for
 
     manifest = load_manifest(msg["manifest"])
-    art = manifest.artifact(msg["artifact"])
+    doc = msg.get("artifact_doc")
+    art = Artifact.from_dict(doc) if doc else manifest.artifact(msg["artifact"])
     return runner_for(manifest, art, threads=msg["threads"], spec=msg.get("runner"))
+
+
+def pin(cpus: list[int]) -> list[int] | None:
+    """Bind this process (and the threads it starts later) to ``cpus``; the CPUs it runs on
+    afterwards, or None where the OS has no affinity call (macOS)."""
+    if not hasattr(os, "sched_setaffinity"):
+        return None
+    os.sched_setaffinity(0, cpus)
+    return sorted(os.sched_getaffinity(0))
 
 
 def peak_rss_mb() -> float:
@@ -75,6 +93,8 @@ class Session:
     def handle(self, msg: dict) -> dict:
         cmd = msg["cmd"]
         try:
+            if cmd == "pin":
+                return {"ok": True, "cpus": pin([int(c) for c in msg["cpus"]])}
             if cmd == "open":
                 t0 = time.perf_counter()
                 self.runner = open_runner(msg).open()

@@ -1,5 +1,7 @@
 // lightseg browser demo: the manifest's preprocessing, onnxruntime-web (WASM), argmax mask and
 // overlay, with the same numbers as lightseg/data/preprocessing.py and android_demo's Java.
+// Strings from the manifest or the server reach the page only as text (textContent, Option):
+// never parsed as HTML, so an artifact named like markup stays a name.
 "use strict";
 
 const PALETTE = [0x000000, 0xff3030, 0x30ff30, 0x3080ff, 0xffd030];
@@ -274,7 +276,12 @@ function showStats(r, h, w) {
     ["WASM threads", `${r.threads}${crossOriginIsolated ? " (isolated)" : ""}`],
     ["lesion pixels", `${r.lesion_pixels}`],
   ];
-  $("stats").innerHTML = rows.map(([k, v]) => `<tr><td>${k}</td><td>${v}</td></tr>`).join("");
+  // Built node by node: manifest strings (artifact names) are text, never markup.
+  $("stats").replaceChildren(...rows.map(([k, v]) => {
+    const tr = document.createElement("tr");
+    for (const cell of [k, v]) tr.appendChild(document.createElement("td")).textContent = cell;
+    return tr;
+  }));
 }
 
 async function guarded(fn) {

@@ -20,11 +20,14 @@ Folder conventions (``read_folder``):
 
 from __future__ import annotations
 
+import functools
 import gzip
 import io
+import logging
 import math
 import os
 import stat
+import warnings
 import zipfile
 import zlib
 from dataclasses import dataclass
@@ -114,6 +117,27 @@ def _volume(hu, mask, spacing, src: str, msrc: str = "") -> Volume:
     return Volume(hu, mask, sp, src)
 
 
+def _quiet(fn):
+    """Run a reader with library warnings and nibabel's log output silenced: a bad file ends
+    in the reader's one LightsegError line, with nothing printed before it."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        loggers = [logging.getLogger(n) for n in ("nibabel", "nibabel.global")]
+        before = [lg.disabled for lg in loggers]
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            for lg in loggers:
+                lg.disabled = True
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                for lg, b in zip(loggers, before, strict=True):
+                    lg.disabled = b
+
+    return wrapper
+
+
 # --- NPZ / NPY / PNG -------------------------------------------------------------------------
 
 
@@ -153,6 +177,7 @@ def _read_npy(fh, src: str, what: str, size: int) -> np.ndarray:
     return a.reshape(shape[::-1]).T if fortran else a.reshape(shape)
 
 
+@_quiet
 def read_npz(path: str | Path) -> Volume:
     """``.npz`` with ``hu`` (HU, 2D or 3D), ``mask`` and optionally ``pixel_mm``."""
     path = Path(path)
@@ -187,8 +212,6 @@ def _read_png(path: Path, role: str) -> np.ndarray:
     """A PNG's values. Images: 8-bit grey (first channel of RGB) or 16-bit grey; palette and
     1-bit images are refused (their values are not intensities). Masks: any of these, palette
     masks give their indices and 1-bit masks 0/1; nonzero = lesion."""
-    import warnings
-
     from PIL import Image
 
     with warnings.catch_warnings():
@@ -267,6 +290,7 @@ def png16_to_hu(v: np.ndarray, src: str = "") -> np.ndarray:
     return np.clip(hu, lo, hi)
 
 
+@_quiet
 def read_pair(image: str | Path, mask: str | Path) -> Volume:
     """One image + mask pair (.png, .npy, .nii, .nii.gz); PNG values become HU (8-bit through
     the default window, 16-bit by :func:`png16_to_hu`)."""
@@ -332,6 +356,7 @@ def _nifti_array(path: Path) -> tuple[np.ndarray, tuple[float, ...]]:
     return a.transpose(2, 1, 0), (zooms[2], zooms[1], zooms[0])  # (i,j,k) -> (z,y,x)
 
 
+@_quiet
 def read_nifti(image: str | Path, label: str | Path | None = None) -> Volume:
     """NIfTI image in HU and an optional label volume (nonzero = lesion) on the same grid."""
     image = Path(image)
@@ -380,6 +405,7 @@ def _victre_data_file(mhd: Path, name: str) -> Path:
     raise LightsegError(f"{mhd}: ElementDataFile {name!r} not found")
 
 
+@_quiet
 def read_victre(mhd: str | Path, hu_map: dict[int, float] | None = None) -> Volume:
     """VICTRE label volume (.mhd + .raw/.raw.gz, 8-bit labels) -> HU volume + mass mask (200).
 
@@ -488,8 +514,6 @@ def _check_pixel_data(ds, f: Path) -> None:
 
 def _dicom_slice(f: Path) -> tuple[object, np.ndarray, dict]:
     """One CT file: (dataset, HU slice, geometry), every header value checked."""
-    import warnings
-
     import pydicom
 
     with warnings.catch_warnings():
@@ -533,6 +557,7 @@ def _dicom_slice(f: Path) -> tuple[object, np.ndarray, dict]:
     return ds, hu, geo
 
 
+@_quiet
 def read_dicom_series(folder: str | Path, label: str | Path | None = None) -> Volume:
     """One CT series: HU = pixel * RescaleSlope + RescaleIntercept, slices sorted along the
     slice normal by ImagePositionPatient, spacing kept; an optional NIfTI label volume."""

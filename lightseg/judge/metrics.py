@@ -86,6 +86,20 @@ def hd95(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.percentile(np.concatenate([d_ab, d_ba]), 95))
 
 
+def boundary_max(a: np.ndarray, b: np.ndarray) -> float:
+    """Largest distance (px, chessboard: one ring of 8-neighbours is 1 px) between the boundaries
+    of two foreground masks, both ways (Hausdorff). Both empty: 0; one empty: the image size."""
+    a, b = a > 0, b > 0
+    if not a.any() and not b.any():
+        return 0.0
+    if not a.any() or not b.any():
+        return float(max(a.shape))
+    sa, sb = _surface(a), _surface(b)
+    d_ab = ndimage.distance_transform_cdt(~sb, metric="chessboard")[sa]
+    d_ba = ndimage.distance_transform_cdt(~sa, metric="chessboard")[sb]
+    return float(max(d_ab.max(), d_ba.max()))
+
+
 def components(m: np.ndarray) -> int:
     """Number of 8-connected foreground components."""
     return int(ndimage.label(m > 0, structure=np.ones((3, 3)))[1])
@@ -104,6 +118,9 @@ def mask_metrics(
         "flips": int(flips.sum()),
         "confident_flips": int(conf.sum()),
         "hd95": hd95(ref_labels, cand_labels),
+        "boundary_max": boundary_max(ref_labels, cand_labels),
+        "ref_pixels": vol_ref,
+        "cand_pixels": vol_cand,
         "component_diff": abs(components(ref_labels) - components(cand_labels)),
         "volume_diff": abs(vol_cand - vol_ref) / max(vol_ref, 1),
     }

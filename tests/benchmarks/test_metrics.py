@@ -86,7 +86,14 @@ def test_gt_dice_ratio():
     v = compare(ref, worse, gt, tol, precision="int8")
     assert v.metrics["gt_dice_ref"] == 1.0
     assert v.metrics["gt_dice"] == pytest.approx((1 + 60 / 66) / 2)
-    assert any(c.metric == "gt_dice_ratio" and not c.ok for c in v.checks)
+    ratio = next(c for c in v.checks if c.metric == "gt_dice_ratio")
+    assert ratio.status == "undecided"  # two slices: the interval reaches above 0.995
+    assert ratio.ci[0] < ratio.value < 0.995 < ratio.ci[1]
+    # the same loss on every one of 8 slices: the interval is a point below the limit
+    v = compare(np.repeat(ref[:1], 8, 0), np.repeat(worse[:1], 8, 0), np.repeat(gt[:1], 8, 0), tol,
+                precision="int8")  # fmt: skip
+    ratio = next(c for c in v.checks if c.metric == "gt_dice_ratio")
+    assert ratio.status == "fail" and ratio.ci == pytest.approx((60 / 66, 60 / 66))
 
 
 def test_latency_stats_from_known_samples():

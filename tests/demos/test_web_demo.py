@@ -142,7 +142,7 @@ def test_page_refuses_a_modified_model(browser, tiny_export, tmp_path):
     bad = tmp_path / "bad"
     shutil.copytree(tiny_export, bad)
     with DemoServer(bad) as srv:
-        (bad / "model.onnx").write_bytes((bad / "model.onnx").read_bytes() + b"\0")
+        srv.files["model.onnx"] += b"\0"  # the bytes served no longer match the manifest
         page = browser.new_page()
         page.goto(f"{srv.url}?artifact=onnx-fp32")
         page.wait_for_function("window.lightseg && lightseg.state === 'error'", timeout=30_000)

@@ -7,6 +7,7 @@ import json
 import platform
 
 import pytest
+from export_checks import strict_int8_verdict
 
 from lightseg.errors import BackendUnavailable
 from lightseg.export.verify import verify_new
@@ -52,7 +53,7 @@ def test_openvino_fp32_and_int8(make_ctx, tmp_path):
     verify_new(ctx)
     fp32, int8 = ctx.artifacts["openvino-fp32"], ctx.artifacts["openvino-int8"]
     assert fp32.verification["status"] == "pass" and fp32.verification["prob_abs_max"] < 1e-4
-    assert int8.verification["status"] == "pass", int8.verification
+    strict_int8_verdict(int8.verification)
     assert int8.verification["dice_ref_mean"] >= 0.9
     assert (tmp_path / "openvino" / "model-fp32.bin").stat().st_size > 10_000  # fp32, not fp16
     assert fp32.files == {"openvino/model-fp32.bin": fp32.files["openvino/model-fp32.bin"]}
@@ -81,7 +82,7 @@ def test_executorch_xnnpack_int8_pt2e(make_ctx, tmp_path):
     verify_new(ctx)
     a = ctx.artifacts["executorch-int8"]
     assert a.options["partitions"] >= 1 and a.options["outside_delegate"] == []
-    assert a.verification["status"] == "pass", a.verification
+    strict_int8_verdict(a.verification)
     assert a.verification["prob_abs_max"] > 1e-4 and a.verification["dice_ref_mean"] >= 0.9
 
 

@@ -209,9 +209,21 @@ def test_fuzz_mhd_bytes(data):
         ({"ImageOrientationPatient": [0, 0, 0, 0, 0, 0]}, None, "is degenerate"),
         ({"PixelSpacing": [0.5]}, None, "PixelSpacing needs 2"),
         ({"PixelSpacing": [0.5, 0]}, None, "PixelSpacing must be positive"),
-        ({"RescaleSlope": "1234.5"}, (b"1234.5", b"abc.de"), "RescaleSlope is not numeric"),
-        ({"RescaleIntercept": "1234.5"}, (b"1234.5", b"1e999 "), "RescaleIntercept needs 1 finite"),
-        ({"ImagePositionPatient": [0, 0, 777]}, (b"777", b"x7x"), "ImagePositionPatient is not"),
+        (
+            {"RescaleSlope": "1234.5"},
+            (b"DS\x06\x001234.5", b"DS\x06\x00abc.de"),
+            "RescaleSlope is not numeric",
+        ),
+        (
+            {"RescaleIntercept": "1234.5"},
+            (b"DS\x06\x001234.5", b"DS\x06\x001e999 "),
+            "RescaleIntercept needs 1 fin",
+        ),
+        (
+            {"ImagePositionPatient": [0, 0, 777]},
+            (b"0.0\\0.0\\777", b"0.0\\0.0\\x7x"),
+            "ImagePositionPatient is not",
+        ),
         ({"ImagePositionPatient": [0, 0]}, None, "ImagePositionPatient needs 3"),
         ({"InstanceNumber": 98}, (b"IS\x02\x0098", b"IS\x02\x00zz"), "InstanceNumber is not"),
         ({"Rows": 9000}, None, "9000x8 pixels"),
@@ -501,3 +513,18 @@ def test_fuzz_nifti_header(nifti_bytes, data):
         p = Path(d) / ("a.nii.gz" if gz else "a.nii")
         p.write_bytes(gzip.compress(bytes(b)) if gz else bytes(b))
         outcome(read_nifti, p)
+
+
+def test_damaged_nifti_prints_nothing_but_the_error(capfd, nifti_bytes, tmp_path):
+    """nibabel logs header fixes to stderr through its own handler: none may leak."""
+    from lightseg.cli import main
+
+    b = bytearray(nifti_bytes)
+    b[0:4] = (999).to_bytes(4, "little")  # sizeof_hdr: nibabel would log "should be 348"
+    b[70:72] = (12345).to_bytes(2, "little")  # datatype code it does not know
+    (tmp_path / "a.nii").write_bytes(bytes(b))
+    (tmp_path / "a_mask.nii").write_bytes(nifti_bytes)
+    capfd.readouterr()
+    assert main(["data", "check", str(tmp_path)]) == 2
+    err = [ln for ln in capfd.readouterr().err.splitlines() if ln.strip()]
+    assert err == [f"error: 1 problem(s) in {tmp_path}"], err

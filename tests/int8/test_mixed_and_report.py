@@ -1,0 +1,134 @@
+"""The mixed-precision search stops where the gate holds and records its steps; the
+int8-mixed artifact keeps exactly its float units float; the divergence report measures real
+per-layer errors on the tiny export."""
+
+from __future__ import annotations
+
+import copy
+import json
+import math
+
+import onnx
+import pytest
+
+from lightseg.benchmarks import divergence as D
+from lightseg.errors import LightsegError
+from lightseg.export.int8_mixed import Probe, search
+from lightseg.judge.verdict import load_tolerances
+
+
+def _gate(dice_min: float | None) -> dict:
+    """The shipped tolerances with the int8 gate replaced by one limit on the worst slice's Dice
+    (a metric without an interval, so a small set can pass it)."""
+    tol = copy.deepcopy(load_tolerances())
+    tol["int8"] = {"min": {} if dice_min is None else {"dice_ref_min": dice_min}}
+    return tol
+
+
+@pytest.fixture(scope="module")
+def probe(tiny_probe_data, tmp_path_factory):
+    import torch
+
+    ck, calib, vset, ref = tiny_probe_data
+    work = tmp_path_factory.mktemp("probe")
+    torch.onnx.export(ck.model, (torch.zeros(1, 3, 32, 32),), str(work / "m.onnx"),
+                      input_names=["image"], output_names=["logits"], dynamo=False)  # fmt: skip
+    return Probe(work / "m.onnx", calib, vset.x, ref, vset.masks, work)
+
+
+def test_search_stops_at_the_first_step_that_passes(probe):
+    order = list(probe.units)[::-1][:3]
+    never = search(probe, order, _gate(1.01), max_units=3)
+    assert not never["gate_met"] and len(never["steps"]) == 4
+    assert [s["float_units"] for s in never["steps"]] == [order[:k] for k in range(4)]
+    dice = [s["dice_ref_min"] for s in never["steps"]]
+    limit = max(dice[1:])
+    first = next(k for k, d in enumerate(dice) if d >= limit)
+    res = search(probe, order, _gate(limit), max_units=3)
+    assert res["gate_met"] and len(res["steps"]) == first + 1
+    assert res["float_units"] == order[:first] and res["steps"][-1]["status"] == "pass"
+    assert search(probe, order, _gate(None))["steps"][0]["float_units"] == []
+
+
+def test_keep_must_be_known(probe):
+    with pytest.raises(LightsegError, match="keep"):
+        search(probe, [], _gate(None), keep="fp8")
+
+
+def test_the_mixed_artifact_records_its_search_and_its_float_nodes_are_float(tiny_export):
+    art = tiny_export.artifact("onnx-int8-mixed")
+    o = art.options
+    assert o["calibration"] == "mse" and o["search"] and o["search"][0]["float_units"] == []
+    assert o["float_units"] == o["search"][-1]["float_units"] or not o["gate_met_in_search"]
+    assert art.verification.get("status") in ("pass", "fail", "undecided")
+    g = onnx.load(str(tiny_export.path_of(art))).graph
+    dq_out = {x for n in g.node if n.op_type == "DequantizeLinear" for x in n.output}
+    for n in g.node:
+        if n.name in o["float_nodes"] and n.op_type in ("Conv", "ConvTranspose"):
+            assert n.input[1] not in dq_out, n.name
+
+
+@pytest.fixture(scope="module")
+def report(tiny_export):
+    return D.build_report(tiny_export.root, "onnx-int8", n=4, openvino=True)
+
+
+def test_every_quantized_tensor_has_a_finite_sqnr(report):
+    assert report["tensors"]
+    for name, e in report["tensors"].items():
+        assert math.isfinite(e["tensor_db"]) and math.isfinite(e["accumulated_db"]), name
+    assert all(math.isfinite(v) for v in report["weights"].values())
+
+
+def test_the_input_has_no_upstream_error(report):
+    e = report["tensors"]["image"]  # fp32 and int8 models see the same input
+    assert e["accumulated_db"] == pytest.approx(e["tensor_db"], abs=1e-6)
+    assert D.sqnr_db(1.0, 0.0) > 300  # identical tensors: the clamped "infinite" SQNR
+
+
+def test_sensitivity_rows_cover_every_unit(report):
+    units = report["units"]
+    assert len(units) == 24 and all(r["in_artifact"] for r in units)
+    for r in units:
+        for key in ("alone", "all_but"):
+            assert 0.0 <= r[key]["dice_ref_mean"] <= 1.0
+    json.dumps(D._clean(report))
+
+
+def test_openvino_sqnr_is_measured_where_names_map(report):
+    ov = report["openvino"]
+    if ov["status"] == "skipped":
+        pytest.skip(ov["reason"])
+    assert ov["accumulated_db"] and all(math.isfinite(v) for v in ov["accumulated_db"].values())
+
+
+def test_a_float_unit_has_no_error(tiny_export, tmp_path):
+    art = tiny_export.artifact("onnx-int8-mixed")
+    if not art.options["float_units"]:
+        pytest.skip("the tiny model met the gate with every unit int8")
+    rep = D.build_report(tiny_export.root, "onnx-int8-mixed", n=2, sensitivity=False,
+                         openvino=False)  # fmt: skip
+    rows = {r["unit"]: r for r in rep["units"]}
+    fp32 = onnx.load(str(tiny_export.root / "model.onnx")).graph
+    heads = {n.name: n for n in fp32.node}
+    for unit in art.options["float_units"]:
+        assert not rows[unit]["in_artifact"]
+        if heads[unit].op_type == "Conv":
+            assert heads[unit].input[1] not in rep["weights"]  # its weights stay fp32
+
+
+def test_cli_writes_json_png_and_html(tiny_export, tmp_path, capsys):
+    from lightseg.cli import main
+
+    out = tmp_path / "r"
+    rc = main(["int8-report", str(tiny_export.root), "--n", "2", "--no-sensitivity",
+               "--no-openvino", "--json", f"{out}.json", "--png", f"{out}.png",
+               "--html", f"{out}.html"])  # fmt: skip
+    assert rc == 0
+    assert json.loads((tmp_path / "r.json").read_text())["kind"] == "lightseg-int8-divergence"
+    assert (tmp_path / "r.png").read_bytes()[:4] == b"\x89PNG"
+    assert "data:image/png;base64," in (tmp_path / "r.html").read_text()
+    capsys.readouterr()
+    rc = main(["int8-report", str(tiny_export.root), "--artifact", "onnx-fp32"])
+    err = capsys.readouterr().err
+    assert rc == 2 and "int8" in err and len(err.strip().splitlines()) == 1
