@@ -153,7 +153,9 @@ def _label(unit: str) -> str:
     return unit.strip("/").removesuffix("/Conv").removesuffix("/ConvTranspose")
 
 
-def unit_rows(fp32: Path, int8: Path, act: dict, weights: dict, sens: list[dict] | None) -> list:
+def unit_rows(
+    fp32: Path, act: dict, weights: dict, sens: list[dict] | None, float_nodes=()
+) -> list[dict]:
     """One row per unit: its output tensor's SQNR, its weight's, and its sensitivity."""
     import onnx
 
@@ -161,7 +163,6 @@ def unit_rows(fp32: Path, int8: Path, act: dict, weights: dict, sens: list[dict]
 
     graph = onnx.load(str(fp32)).graph
     by_name = {n.name: n for n in graph.node}
-    q_nodes = {n.name for n in onnx.load(str(int8)).graph.node}
     sens_by = {r["unit"]: r for r in sens or []}
     rows = []
     for unit, nodes in layer_units(graph).items():
@@ -175,7 +176,7 @@ def unit_rows(fp32: Path, int8: Path, act: dict, weights: dict, sens: list[dict]
             "output": out,
             "weight_db": weights.get(head.input[1]) if len(head.input) > 1 else None,
             **act.get(out, {}),
-            "in_artifact": all(n in q_nodes for n in nodes),
+            "int8": not set(nodes) & set(float_nodes),
         }
         if unit in sens_by:
             row["alone"] = sens_by[unit].get("alone")
@@ -209,10 +210,9 @@ def build_report(
     """The divergence report of one int8 artifact of an export folder (a JSON-ready dict)."""
     from lightseg.data.preprocessing import Preprocessing
     from lightseg.data.sets import input_set
-    from lightseg.export.int8_mixed import Probe
+    from lightseg.export.int8_mixed import Probe, logits
     from lightseg.export.int8_mixed import sensitivity as unit_sensitivity
     from lightseg.judge.verdict import load_tolerances
-    from lightseg.runtimes.ort import run_model
 
     say = progress or (lambda _: None)
     man, int8, fp32, art = _artifact(Path(export_dir), artifact)
@@ -223,7 +223,7 @@ def build_report(
     weights = weight_sqnr(fp32, int8)
     sens = None
     if sensitivity:
-        ref = run_model(fp32, vset.x, threads)
+        ref = logits(fp32, vset.x, threads)
         calib = input_set("calibration", pre, min(len(vset), 8)).x
         with tempfile.TemporaryDirectory(prefix="lightseg-div.") as tmp:
             probe = Probe(fp32, calib, vset.x, ref, vset.masks, Path(tmp), threads=threads)
@@ -244,7 +244,7 @@ def build_report(
         "verification": art.verification,
         "inputs": vset.describe(),
         "reference": "onnx-fp32 (ORT CPU)",
-        "units": unit_rows(fp32, int8, act, weights, sens),
+        "units": unit_rows(fp32, act, weights, sens, art.options.get("float_nodes", ())),
         "tensors": act,
         "weights": weights,
         "openvino": ov,
@@ -270,7 +270,7 @@ def print_table(rep: dict) -> None:
             r["label"], r["op"], _f(r["weight_db"], ".1f"), _f(r.get("tensor_db"), ".1f"),
             _f(r.get("accumulated_db"), ".1f"), _f(ov.get(r["output"]), ".1f"),
             _f(_dice(r, "alone"), ".4f"), _f(_dice(r, "all_but"), ".4f"),
-            "yes" if r["in_artifact"] else "float",
+            "yes" if r["int8"] else "float",
         )  # fmt: skip
     console.print(t)
 
@@ -316,7 +316,7 @@ def html_report(rep: dict, png: bytes) -> str:
     ov = rep["openvino"].get("accumulated_db", {})
     head = "".join(f"<th>{c}</th>" for c in COLUMNS)
     body = "".join(
-        f'<tr class="{"pass" if r["in_artifact"] else "skipped"}">'
+        f'<tr class="{"pass" if r["int8"] else "skipped"}">'
         + "".join(
             f"<td>{h.escape(str(c))}</td>"
             for c in (
@@ -328,7 +328,7 @@ def html_report(rep: dict, png: bytes) -> str:
                 _f(ov.get(r["output"]), ".1f"),
                 _f(_dice(r, "alone"), ".4f"),
                 _f(_dice(r, "all_but"), ".4f"),
-                "yes" if r["in_artifact"] else "float",
+                "yes" if r["int8"] else "float",
             )  # fmt: skip
         )
         + "</tr>"

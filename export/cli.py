@@ -43,8 +43,9 @@ def print_manifest(m, out: Path) -> None:
 
 
 def failed_artifacts(m) -> list[str]:
-    """Artifacts whose verification failed or errored (a skipped backend is not a failure)."""
-    return [a.name for a in m.artifacts if a.verification.get("status") in ("fail", "error")]
+    """Artifacts not shown to pass: failed, undecided or errored (a skipped backend is not)."""
+    bad = ("fail", "undecided", "error")
+    return [a.name for a in m.artifacts if a.verification.get("status") in bad]
 
 
 def doctor_cmd() -> None:

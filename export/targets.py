@@ -238,11 +238,10 @@ _HELD: set[Path] = set()  # folders this process holds the lock of (the lock is 
 def export_lock(out: Path) -> Iterator[None]:
     """Hold ``OUT/.lightseg.lock`` (flock) while writing ``out``; refuse at once if held.
 
-    Another process holding it is one error naming its pid. Re-entrant in this process, so a
-    pipeline can hold it across ``export()`` and what it does to the folder afterwards.
+    Another process holding it is one error naming its pid. The file is removed on release.
+    Re-entrant in this process, so a pipeline can hold it across ``export()`` and what it does
+    to the folder afterwards.
     """
-    import fcntl
-
     if out.exists() and not out.is_dir():
         raise LightsegError(f"--out {out} is a file, not a folder")
     out.mkdir(parents=True, exist_ok=True)
@@ -250,24 +249,41 @@ def export_lock(out: Path) -> Iterator[None]:
     if key in _HELD:
         yield
         return
-    fd = os.open(out / LOCK, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
+    path = out / LOCK
+    fd = _take_lock(path, out)
+    _HELD.add(key)
     try:
+        yield
+    finally:
+        _HELD.discard(key)
+        path.unlink(missing_ok=True)  # still locked: a newcomer makes and locks a new file
+        os.close(fd)
+
+
+def _take_lock(path: Path, out: Path) -> int:
+    """An fd holding the flock on ``path`` (the file now at that name), with our pid in it."""
+    import fcntl
+
+    for _ in range(5):
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             pid = os.pread(fd, 32, 0).decode("ascii", "replace").strip() or "?"
+            os.close(fd)
             raise LightsegError(
                 f"{out} is being written by another lightseg process (pid {pid})"
             ) from None
-        os.ftruncate(fd, 0)
-        os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
-        _HELD.add(key)
         try:
-            yield
-        finally:
-            _HELD.discard(key)
-    finally:
-        os.close(fd)  # closing releases the lock; the file stays (unlinking it would race)
+            current = os.stat(path, follow_symlinks=False).st_ino == os.fstat(fd).st_ino
+        except FileNotFoundError:
+            current = False
+        if current:  # not a file the previous holder unlinked as it let go
+            os.ftruncate(fd, 0)
+            os.pwrite(fd, f"{os.getpid()}\n".encode(), 0)
+            return fd
+        os.close(fd)
+    raise LightsegError(f"{out}: could not take the lock {path} (it keeps changing)")
 
 
 class Terminated(KeyboardInterrupt):
@@ -281,6 +297,7 @@ def terminate_as_interrupt() -> Iterator[None]:
         yield
         return
     previous = signal.getsignal(signal.SIGTERM)
+    previous = signal.SIG_DFL if previous is None else previous  # set outside Python
 
     def raise_once(signum, frame) -> None:
         signal.signal(signal.SIGTERM, signal.SIG_DFL)

@@ -173,7 +173,7 @@ def register_core(app: typer.Typer) -> None:
     from lightseg.benchmarks.webdemo import serve_demo_cmd
     from lightseg.data.cli import app as data_app
     from lightseg.export.cli import register as register_export  # doctor
-    from lightseg.pipeline.cli import export_cmd
+    from lightseg.pipeline.cli import export_cmd, tune_cmd
     from lightseg.pipeline.demo import demo_cmd
     from lightseg.pipeline.predict_cli import predict_cmd
     from lightseg.qat import qat_cmd
@@ -188,6 +188,7 @@ def register_core(app: typer.Typer) -> None:
     app.command("qat")(qat_cmd)
     app.command("predict")(predict_cmd)
     app.command("export")(export_cmd)
+    app.command("tune")(tune_cmd)
     register_export(app)
     register_benchmarks(app)
     app.command("serve-demo")(serve_demo_cmd)

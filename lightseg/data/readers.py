@@ -51,8 +51,9 @@ VICTRE_HU = {0: -1000.0, 1: -110.0, 2: 50.0, 29: 40.0, 33: 250.0, 40: -20.0, 88:
 
 #: Size bounds, checked against headers before anything is allocated.
 MAX_VOXELS = 1 << 30  # one volume (a VICTRE phantom is ~0.8 G voxels)
-MAX_SLICE_SIDE = 8192  # one 2D image
+MAX_SLICE_SIDE = 4096  # one 2D image (the model input is at most 2048)
 MAX_HEADER_BYTES = 1 << 16  # a .mhd header
+MAX_IMAGE_FILE_BYTES = 1 << 28  # one PNG file
 #: 16-bit PNG rule (DeepLesion's): HU = value - 32768, clipped to the CT range below.
 PNG16_OFFSET = 32768
 CT_HU_RANGE = (-1024.0, 3071.0)
@@ -214,9 +215,14 @@ def _read_png(path: Path, role: str) -> np.ndarray:
     masks give their indices and 1-bit masks 0/1; nonzero = lesion."""
     from PIL import Image
 
+    if path.stat().st_size > MAX_IMAGE_FILE_BYTES:
+        raise LightsegError(f"{path}: larger than {MAX_IMAGE_FILE_BYTES >> 20} MiB")
+    # from memory: Pillow reads chunk lengths from the file, and a file object would allocate
+    # them up front; BytesIO never returns more than the file holds
+    data = io.BytesIO(path.read_bytes())
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # Pillow's DecompressionBombWarning: we bound it below
-        with Image.open(path) as im:
+        with Image.open(data) as im:
             if im.format != "PNG":
                 raise LightsegError(f"{path}: not a PNG file ({im.format})")
             w, h = im.size
@@ -513,43 +519,45 @@ def _check_pixel_data(ds, f: Path) -> None:
 
 
 def _dicom_slice(f: Path) -> tuple[object, np.ndarray, dict]:
-    """One CT file: (dataset, HU slice, geometry), every header value checked."""
+    """One CT file: (dataset, HU slice, geometry), every header value checked. pydicom parses
+    elements lazily, so any access may raise: all of it ends in one LightsegError."""
     import pydicom
 
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # pydicom warns on invalid values; we check them here
-        try:
-            # from memory: pydicom reads element lengths from the file and a file object
-            # would allocate them up front; BytesIO never returns more than the file holds
-            ds = pydicom.dcmread(io.BytesIO(f.read_bytes()))
-            modality = str(ds.get("Modality", "") or "")
-        except Exception as e:  # pydicom raises many types for damaged files
-            raise LightsegError(f"{f}: not a readable DICOM file ({type(e).__name__})") from None
-        if modality != "CT":
-            raise LightsegError(f"{f}: modality {modality or 'missing'!r}, expected CT")
-        _check_pixel_data(ds, f)
-        try:
-            px = np.asarray(ds.pixel_array)
-        except Exception as e:
-            raise LightsegError(
-                f"{f}: pixel data unreadable or truncated ({one_line(e, 120)})"
-            ) from None
-        if px.ndim != 2 or 0 in px.shape or px.dtype.kind not in "iuf":
-            raise LightsegError(
-                f"{f}: expected one grey slice, got pixel data {px.shape} {px.dtype}"
-            )
-        (slope,) = _dicom_numbers(ds, f, "RescaleSlope", 1, [1.0])
-        (intercept,) = _dicom_numbers(ds, f, "RescaleIntercept", 1, [0.0])
-        geo = {
-            "orient": _dicom_numbers(ds, f, "ImageOrientationPatient", 6, [1, 0, 0, 0, 1, 0]),
-            "ipp": _dicom_numbers(ds, f, "ImagePositionPatient", 3, [])
-            if "ImagePositionPatient" in ds
-            else None,
-            "instance": _dicom_numbers(ds, f, "InstanceNumber", 1, [0.0])[0],
-            "spacing": _dicom_numbers(ds, f, "PixelSpacing", 2, [1.0, 1.0]),
-            "thickness": _dicom_numbers(ds, f, "SliceThickness", 1, [1.0])[0],
-            "series": str(ds.get("SeriesInstanceUID", "") or ""),
-        }
+    try:
+        # from memory: pydicom reads element lengths from the file and a file object would
+        # allocate them up front; BytesIO never returns more than the file holds
+        ds = pydicom.dcmread(io.BytesIO(f.read_bytes()))
+        return _dicom_checked(ds, f)
+    except LightsegError:
+        raise
+    except Exception as e:  # pydicom raises many types for damaged files
+        raise LightsegError(f"{f}: not a readable DICOM file ({type(e).__name__})") from None
+
+
+def _dicom_checked(ds, f: Path) -> tuple[object, np.ndarray, dict]:
+    modality = str(ds.get("Modality", "") or "")
+    if modality != "CT":
+        raise LightsegError(f"{f}: modality {modality or 'missing'!r}, expected CT")
+    _check_pixel_data(ds, f)
+    try:
+        px = np.asarray(ds.pixel_array)
+    except Exception as e:
+        raise LightsegError(
+            f"{f}: pixel data unreadable or truncated ({one_line(e, 120)})"
+        ) from None
+    if px.ndim != 2 or 0 in px.shape or px.dtype.kind not in "iuf":
+        raise LightsegError(f"{f}: expected one grey slice, got pixel data {px.shape} {px.dtype}")
+    (slope,) = _dicom_numbers(ds, f, "RescaleSlope", 1, [1.0])
+    (intercept,) = _dicom_numbers(ds, f, "RescaleIntercept", 1, [0.0])
+    ipp = "ImagePositionPatient" in ds
+    geo = {
+        "orient": _dicom_numbers(ds, f, "ImageOrientationPatient", 6, [1, 0, 0, 0, 1, 0]),
+        "ipp": _dicom_numbers(ds, f, "ImagePositionPatient", 3, []) if ipp else None,
+        "instance": _dicom_numbers(ds, f, "InstanceNumber", 1, [0.0])[0],
+        "spacing": _dicom_numbers(ds, f, "PixelSpacing", 2, [1.0, 1.0]),
+        "thickness": _dicom_numbers(ds, f, "SliceThickness", 1, [1.0])[0],
+        "series": str(ds.get("SeriesInstanceUID", "") or ""),
+    }
     if not all(s > 0 for s in geo["spacing"]):
         raise LightsegError(f"{f}: PixelSpacing must be positive, got {geo['spacing']}")
     with np.errstate(over="ignore", invalid="ignore"):  # inf/NaN results are refused later

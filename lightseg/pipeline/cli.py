@@ -27,6 +27,7 @@ def export_cmd(
         None, "--calib-data", help="N x C x S x S float32 .npy."
     ),
     threads: int = typer.Option(2, "--threads", help="Threads for verification and timing."),
+    peers: bool = typer.Option(True, "--peers/--no-peers", help="x86-auto: tune with peers."),
 ) -> None:
     """Export a checkpoint to verified artifacts for phones, Jetson, browsers and servers."""
     from lightseg.export import cli as export_cli
@@ -52,7 +53,7 @@ def export_cmd(
         progress=say,
     )
     if autopick.TARGET in m.targets:
-        autopick.pick(out, threads=threads, say=say)
+        autopick.pick(out, threads=threads, peers=peers, say=say)
         from lightseg.artifact import load_manifest
 
         m = load_manifest(out)
@@ -60,3 +61,34 @@ def export_cmd(
     failed = export_cli.failed_artifacts(m)
     if failed:
         raise GateFailed(f"verification failed for {', '.join(failed)} (see manifest.json)")
+
+
+def tune_cmd(
+    artifact_dir: Path = typer.Argument(Path("export"), help="Export folder with manifest.json."),
+    family: str = typer.Option(
+        "x86", "--family", "-f", help="x86|openvino|android-ort|executorch|web, or all."
+    ),
+    threads: int = typer.Option(2, "--threads", help="Threads per backend."),
+    runs: int = typer.Option(20, "--runs", help="Timed runs per candidate (per block)."),
+    peers: bool = typer.Option(True, "--peers/--no-peers", help="x86: add the peers."),
+    cache: bool = typer.Option(True, "--cache/--no-cache", help="Reuse a cached result."),
+) -> None:
+    """Gated auto-tune: per device family, the fastest candidate that passes the judge."""
+    from lightseg.pipeline.autotune import FAMILIES, tune
+
+    if threads < 1 or runs < 1:
+        raise LightsegError("--threads and --runs must be >= 1")
+    names = list(FAMILIES) if family == "all" else [family]
+    say = lambda line: console.print(line, highlight=False, markup=False)  # noqa: E731
+    failed = []
+    for name in names:
+        try:
+            tune(artifact_dir, name, threads, runs, peers=peers, use_cache=cache, say=say)
+        except GateFailed as e:
+            failed.append(str(e))
+        except LightsegError as e:
+            if family != "all":
+                raise
+            say(f"tune {name}: skipped ({e})")
+    if failed:
+        raise GateFailed("; ".join(failed))

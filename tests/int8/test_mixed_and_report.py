@@ -88,7 +88,7 @@ def test_the_input_has_no_upstream_error(report):
 
 def test_sensitivity_rows_cover_every_unit(report):
     units = report["units"]
-    assert len(units) == 24 and all(r["in_artifact"] for r in units)
+    assert len(units) == 24 and all(r["int8"] for r in units)
     for r in units:
         for key in ("alone", "all_but"):
             assert 0.0 <= r[key]["dice_ref_mean"] <= 1.0
@@ -112,7 +112,7 @@ def test_a_float_unit_has_no_error(tiny_export, tmp_path):
     fp32 = onnx.load(str(tiny_export.root / "model.onnx")).graph
     heads = {n.name: n for n in fp32.node}
     for unit in art.options["float_units"]:
-        assert not rows[unit]["in_artifact"]
+        assert not rows[unit]["int8"]
         if heads[unit].op_type == "Conv":
             assert heads[unit].input[1] not in rep["weights"]  # its weights stay fp32
 

@@ -1,0 +1,110 @@
+"""QAT: a short run saves a loadable float checkpoint; the fake quantization IS the exporter's.
+
+Bound of the mirror test: the simulation's logits equal ORT's int8 QDQ logits (same weights,
+ranges from the same calibration images) to within ONE quantization step of the logits (ties can
+round either way after a float conv), differing in at most 0.1% of the logits; measured 0.0 on
+the tiny model, while the fp32 logits differ from ORT's int8 almost everywhere.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lightseg.checkpoint import load_checkpoint, save_checkpoint
+from lightseg.data.preprocessing import Preprocessing
+from lightseg.data.sets import input_set
+from lightseg.errors import LightsegError
+from lightseg.models import create_model
+from lightseg.qat import SCHEME, QuantSim, deployable, run_qat
+
+SHIPPED = Path(__file__).resolve().parents[2] / "lightseg" / "checkpoints" / "qat"
+pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+
+
+def random_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Random BN statistics and affine so the folded convs are not the identity's."""
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, torch.nn.BatchNorm2d):
+                m.running_mean.uniform_(-0.5, 0.5, generator=g)
+                m.running_var.uniform_(0.5, 2.0, generator=g)
+                m.weight.uniform_(0.5, 1.5, generator=g)
+                m.bias.uniform_(-0.5, 0.5, generator=g)
+    return model.eval()
+
+
+def test_three_step_run_saves_a_loadable_checkpoint(tmp_path):
+    torch.manual_seed(0)
+    src = tmp_path / "tiny"
+    save_checkpoint(random_bn(create_model("lightunet", base=4)), src, "lightunet",
+                    Preprocessing(size=32))  # fmt: skip
+    init = load_checkpoint(src)
+    s = run_qat(str(src), tmp_path / "run", steps=3, batch=2, crop=16, freeze_after=1,
+                train_n=8, val_n=4, val_every=2, device="cpu", say=lambda _: None)  # fmt: skip
+    assert [h["step"] for h in s["history"]] == [0, 2, 3]
+    ck = load_checkpoint(tmp_path / "run" / "last")
+    assert ck.model.config.norm == "none" and ck.model.config.activation == "silu"
+    p = ck.meta["provenance"]
+    assert p["init_from"]["weights_sha256"] == init.weights_sha256
+    assert p["steps"] == 3 and p["seconds"] >= 0 and p["quantization"] == SCHEME
+    assert p["command"] and p["settings"]["lr"] == 1e-4 and p["fold"]["swish_beta_folded"] == 14
+    assert len(p["activation_ranges"]) == len(QuantSim(ck.model).fq)
+    assert 0.0 <= ck.meta["metrics"]["dice_q_vs_own_fp32_mean"] <= 1.0
+
+
+def test_bad_settings_are_one_line_errors(tmp_path):
+    with pytest.raises(LightsegError, match="seed"):
+        run_qat("default", tmp_path, steps=1, seed=202)
+    with pytest.raises(LightsegError, match="device"):
+        run_qat("default", tmp_path, steps=1, device="tpu")
+
+
+def test_fake_quant_equals_ort_qdq(tmp_path):
+    from lightseg.export.onnx import save, torch_to_onnx
+    from lightseg.export.quantize import quantize_int8
+    from lightseg.runtimes.ort import run_model
+
+    torch.manual_seed(0)
+    net, _ = deployable(random_bn(create_model("lightunet", base=4)))
+    pre = Preprocessing(size=32)
+    calib, x = input_set("calibration", pre, 8).x, input_set("verification", pre, 8).x
+    save(torch_to_onnx(net, 3, 32, 17, True), tmp_path / "f.onnx")
+    quantize_int8(tmp_path / "f.onnx", tmp_path / "q.onnx", calib, "minmax")
+    sim = QuantSim(net, momentum=None).eval()
+    sim.set_mode(observe=True, quantize=False)  # ORT calibrates on the float model
+    with torch.no_grad():
+        for i in range(len(calib)):
+            sim(torch.from_numpy(calib[i : i + 1]))
+        sim.set_mode(observe=False, quantize=True)
+        y_sim, y_fp = sim(torch.from_numpy(x)).numpy(), net(torch.from_numpy(x)).numpy()
+    y_ort = run_model(tmp_path / "q.onnx", x)
+    step = float(sim.q("logits").qparams()[0])
+    err = np.abs(y_sim - y_ort)
+    assert err.max() <= step * 1.001, (err.max(), step)
+    assert (err > 0).mean() <= 1e-3
+    assert (np.abs(y_fp - y_ort) > 0).mean() > 0.5  # while fp32 differs almost everywhere
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not SHIPPED.is_dir(), reason="lightseg/checkpoints/qat is not there yet")
+def test_shipped_qat_checkpoint_exports_to_int8(tmp_path):
+    import dataclasses
+
+    from lightseg.export import targets as T
+
+    ck = load_checkpoint(SHIPPED)
+    assert ck.meta["provenance"]["init_from"]["weights_sha256"] == load_checkpoint().weights_sha256
+    target = dataclasses.replace(T.TARGETS["x86-ort-int8"], steps=("onnx", "int8"))
+    T.TARGETS["qat-int8-check"] = dataclasses.replace(target, name="qat-int8-check")
+    try:
+        m = T.export(SHIPPED, "qat-int8-check", tmp_path / "x")
+    finally:
+        del T.TARGETS["qat-int8-check"]
+    assert m.artifact("onnx-fp32").verification["status"] == "pass"
+    v = m.artifact("onnx-int8").verification
+    assert v["status"] == "pass", v
