@@ -6,11 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from lightseg.console import console
 from lightseg.errors import GateFailed, LightsegError
 
-console = Console()
 DIR = typer.Argument(Path("export"), help="Export folder with manifest.json.")
 
 

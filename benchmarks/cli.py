@@ -6,14 +6,12 @@ from pathlib import Path
 
 import click
 import typer
-from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 from typer.core import TyperGroup
 
+from lightseg.console import console
 from lightseg.errors import GateFailed, LightsegError
-
-console = Console()
 
 
 class DefaultRunGroup(TyperGroup):

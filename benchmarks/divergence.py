@@ -28,14 +28,13 @@ from pathlib import Path
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from lightseg.console import console
 from lightseg.errors import BackendUnavailable, LightsegError
 from lightseg.export.calibrate import SAVED
 from lightseg.fileio import atomic_write_bytes, atomic_write_text
 
-console = Console()
 COLUMNS = ("unit", "op", "weight dB", "tensor dB", "accum dB", "OV accum dB", "Dice alone",
            "Dice all-but", "int8")  # fmt: skip
 EPS = float(np.finfo(float).eps)

@@ -106,8 +106,11 @@ def bench_cpus(threads: int) -> list[int] | None:
     return allowed[: max(1, min(threads, len(allowed)))]
 
 
-def subjects(manifest, backends: list[str] | None, threads: int, peers: bool) -> list:
-    """The reference, the selected artifacts, and (with ``peers``) the peers of this export."""
+def subjects(
+    manifest, backends: list[str] | None, threads: int, peers: bool, compile_peers: bool = True
+) -> list:
+    """The reference, the selected artifacts, and (with ``peers``) the peers of this export
+    not already among them (torch.compile ones only with ``compile_peers``)."""
     from lightseg.benchmarks.harness import Subject, reference_checkpoint, subjects_for
     from lightseg.benchmarks.peers import COMPILE, peer_artifacts
     from lightseg.runtimes.base import RUNNERS
@@ -119,14 +122,17 @@ def subjects(manifest, backends: list[str] | None, threads: int, peers: bool) ->
     ]
     if not peers:
         return out
-    arts = peer_artifacts(manifest)
+    have = {s.name for s in out}
+    arts = [a for a in peer_artifacts(manifest) if a.name not in have]
+    if not compile_peers:
+        arts = [a for a in arts if a.name not in COMPILE]
     for a in arts:
         msg = {"kind": "artifact", "manifest": str(manifest.root), "artifact": a.name}
         msg |= {"artifact_doc": asdict(a), "runner": RUNNERS.get(a.backend)}
         out.append(Subject(a.name, a.backend, a.precision, msg, a.size_bytes))
-    have = {a.name for a in arts}
+    have |= {a.name for a in arts}
     for name, prec in COMPILE.items():  # no checkpoint artifact: compile the reference's
-        if name not in have:
+        if compile_peers and name not in have:
             msg = {"kind": "reference", "checkpoint": ck, "compile": prec}
             out.append(Subject(name, "pytorch-compile", prec, msg))
     return out
@@ -306,9 +312,10 @@ def run_bench(
     peak: bool = True,
     peers: bool = False,
     stability: Stability | None = None,
+    compile_peers: bool = True,
 ) -> dict:
-    """Benchmark the reference, every runnable artifact (and the peers), interleaved, repeated
-    until stable; returns the JSON doc."""
+    """Benchmark the reference, every runnable artifact (and the peers, torch.compile ones only
+    with ``compile_peers``), interleaved, repeated until stable; returns the JSON doc."""
     import tempfile
 
     from lightseg.artifact import load_manifest
@@ -319,7 +326,7 @@ def run_bench(
     manifest = load_manifest(artifact_dir)
     pre = Preprocessing.from_dict(manifest.preprocessing)
     rule = stability or Stability()
-    subs = subjects(manifest, backends, threads, peers)  # bad input stops here, before timing
+    subs = subjects(manifest, backends, threads, peers, compile_peers)  # bad input stops here
     load_before = os.getloadavg()
     peaks = _peaks(threads) if peak else None
     with tempfile.TemporaryDirectory(prefix="lightseg-bench-") as tmp:

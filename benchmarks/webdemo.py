@@ -194,11 +194,11 @@ def serve_demo_cmd(
     seed: int = typer.Option(0, "--seed", help="Phantom seed of the sample slice."),
 ) -> None:
     """Serve the browser demo (onnxruntime-web WASM) for an export folder on 127.0.0.1."""
-    from rich.console import Console
+    from lightseg.console import console
 
     server = DemoServer(artifact_dir, port, ort_web, seed)
     names = ", ".join(a.name for a in server.manifest.artifacts if a.path in server.files)
-    Console().print(f"serving {artifact_dir} ({names}) at {server.url}  (Ctrl-C stops)")
+    console.print(f"serving {artifact_dir} ({names}) at {server.url}  (Ctrl-C stops)")
     try:
         server.httpd.serve_forever()
     except KeyboardInterrupt:

@@ -27,6 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from lightseg.artifact import MANIFEST, Manifest
+from lightseg.console import native_output
 from lightseg.data.sets import input_set
 from lightseg.errors import BackendUnavailable, LightsegError
 from lightseg.export.context import CALIBRATION_METHODS, MIN_OPSET, ExportContext, timer
@@ -408,7 +409,7 @@ def _run_steps(ctx: ExportContext, steps: list[str], draft: Manifest, say) -> di
     timings: dict[str, float] = {}
     for i, step in enumerate(steps, 1):
         say(f"[{i}/{len(steps)}] {step} ...")
-        with timer() as t:
+        with timer() as t, native_output():  # converters' native INFO lines stay out of logs
             funcs[step](ctx)
             draft.artifacts = list(ctx.artifacts.values())
             verify_new(ctx, draft)

@@ -39,6 +39,32 @@ app = typer.Typer(
 _registered: list[bool] = []
 
 
+@app.callback()
+def _global_options(
+    quiet: bool = typer.Option(
+        False, "--quiet", "-q", help="Silence progress lines and tables; errors still print."
+    ),
+    verbose: bool = typer.Option(
+        False, "--verbose", "-v", help="Show third-party warnings and native library output."
+    ),
+) -> None:
+    """Lightweight breast-CT tumour U-Net: profile, data, train, export to phones/Jetson/
+    browser, and gate releases on parity and latency."""
+    from lightseg.console import configure
+
+    configure(quiet=quiet, verbose=verbose)
+
+
+def _leading_flags(argv: list[str]) -> set[str]:
+    """The global options given before the command (``lightseg -v demo``)."""
+    flags = set()
+    for a in argv:
+        if not a.startswith("-"):
+            break
+        flags.add(a)
+    return flags
+
+
 def _register() -> None:
     """Attach every area's commands, once per process (main() may run many times in-process)."""
     if _registered:
@@ -82,9 +108,15 @@ def main(argv: list[str] | None = None) -> int:
     0 ok, 1 a gate failed, 2 bad input or environment (one ``error:`` line), 3 an internal
     error (one ``internal error:`` line; the traceback goes to a file in the temp folder).
     """
+    from lightseg.console import captured_warnings, configure, print_warning_summary
+
+    flags = _leading_flags(list(sys.argv[1:] if argv is None else argv))
+    configure(quiet=bool(flags & {"-q", "--quiet"}), verbose=bool(flags & {"-v", "--verbose"}))
+    summary: list[str] = []
     try:
         _register()
-        rc = app(args=argv, standalone_mode=False)
+        with captured_warnings() as summary:
+            rc = app(args=argv, standalone_mode=False)
         if rc == EXIT_INTERRUPTED:  # typer turns Ctrl-C into a silent 130
             sys.stderr.write("interrupted\n")
     except LightsegError as e:
@@ -109,6 +141,7 @@ def main(argv: list[str] | None = None) -> int:
             f"(full trace in {_crash_report(e)})\n"
         )
         rc = EXIT_INTERNAL_ERROR
+    print_warning_summary(summary)
     return _exit(rc if isinstance(rc, int) else 0, argv)
 
 

@@ -6,13 +6,10 @@ import json
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from lightseg.console import console
 from lightseg.errors import LightsegError
-
-console = Console()
-
 
 MAX_PROFILE_SIDE = 2048  # the largest model input (Preprocessing.size) bounds --input too
 

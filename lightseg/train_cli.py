@@ -9,13 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import typer
-from rich.console import Console
 from rich.table import Table
 
+from lightseg.console import console
 from lightseg.errors import LightsegError
 from lightseg.fileio import atomic_write_bytes
 
-console = Console()
 MAX_EVAL_N = 100_000
 
 

@@ -5,11 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from lightseg.console import console
 from lightseg.errors import GateFailed, LightsegError
-
-console = Console()
 
 
 def export_cmd(

@@ -10,11 +10,9 @@ import time
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from lightseg.console import console
 from lightseg.errors import GateFailed
-
-console = Console()
 
 
 def demo_cmd(
