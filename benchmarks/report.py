@@ -140,9 +140,12 @@ tr.skipped td{background:#fffde7}tr.undecided td,tr.noisy td{background:#fff3e0}
 tr.chosen td{font-weight:600;background:#d0ebff}
 .banner{background:#b71c1c;color:#fff;font-weight:600;padding:.6rem .9rem;border-radius:6px;
 margin:.6rem 0}.warn{background:#fff3e0;border-left:4px solid #ef6c00;padding:.4rem .7rem}
-.muted{color:#57606a;font-size:.9rem}.fig{margin:.6rem 0}.fig img{width:100%;max-width:40rem;height:auto}code{font-size:.85em}"""
+.muted{color:#57606a;font-size:.9rem}.fig{margin:.6rem 0}code{font-size:.85em}
+.fig img{width:100%;max-width:40rem;height:auto}
+.figs{display:grid;grid-template-columns:repeat(auto-fit,minmax(24rem,1fr));gap:0 1rem}"""
 
 PEER_MARK = " (peer)"
+CHOSEN = " <- chosen"
 
 
 def _e(x) -> str:
@@ -181,7 +184,8 @@ def _table(head: list[str], rows: list[list], classes: list[str] = (), wrap=()) 
             f"<td{' class=wrap' if j in wrap else ''}>{_e(c)}</td>" for j, c in enumerate(row)
         )
         body += f"<tr{cls}>{tds}</tr>"
-    return f'<div class="scroll"><table><tr>{th}</tr>{body}</table></div>'
+    th = f"<tr>{th}</tr>" if th else ""
+    return f'<div class="scroll"><table>{th}{body}</table></div>'
 
 
 def _worst_cases(run, v) -> str:
@@ -216,7 +220,8 @@ def _barh(ax, names: list[str], values, title: str, log: bool = False, **kw) -> 
     ax.invert_yaxis()
     if log:
         ax.set_xscale("log")
-    ax.set_title(title, fontsize=11, loc="left")
+    ax.set_title(title, fontsize=12, loc="left")
+    ax.tick_params(labelsize=11)
     ax.grid(axis="x", alpha=0.3)
     return y
 
@@ -250,7 +255,7 @@ def _parity_section(run) -> str:
     m = run.meta
     worst = "".join(
         f"<h3>{_e(v.name)} ({_e(v.backend)}, {_e(v.precision)}): {_e(v.status)}</h3>"
-        + _worst_cases(run, v)
+        + (_worst_cases(run, v) if v.metrics.get("flip_rate") else "<p>No pixel differs.</p>")
         for v in run.verdicts
         if v.name in run.outputs
     )
@@ -292,6 +297,7 @@ def _latency_plots(doc: dict) -> str:
     fig, ax = plt.subplots(figsize=(5.2, height))
     ratios = [b["speedup_vs_reference"] or 0.0 for b in ok]
     err = [r * (b["speedup_spread"] or 0.0) for r, b in zip(ratios, ok, strict=True)]
+    low = [min(e, 0.9 * r) for r, e in zip(ratios, err, strict=True)]  # log axis: stay above 0
     colors = ["tab:green" if b["stable"] else "tab:orange" for b in ok]
     y = _barh(
         ax,
@@ -299,7 +305,7 @@ def _latency_plots(doc: dict) -> str:
         ratios,
         "speed-up vs eager PyTorch (p50 ratio)",
         log=max(ratios) > 20,
-        xerr=err,
+        xerr=[low, err],
         color=colors,
         capsize=3,
     )
@@ -332,7 +338,7 @@ def _latency_plots(doc: dict) -> str:
             )
     ax.set_xlabel("black tick: measured peak (OpenVINO conv, this run)", fontsize=9)
     out.append(_img(_png(fig), "effective GFLOP/s against the measured peak"))
-    return "".join(out)
+    return f'<div class="figs">{"".join(out)}</div>'
 
 
 def _latency_section(doc: dict) -> str:
@@ -341,7 +347,13 @@ def _latency_section(doc: dict) -> str:
     lines = noise_lines(doc)
     banner = ""
     if not doc["stable"]:
-        banner = f'<div class="banner noisy">noisy: ratios not reliable. {_e(lines.pop(0))}</div>'
+        n = doc["noise"]
+        lines.pop(0)
+        banner = (
+            '<div class="banner noisy">noisy: ratios not reliable. The p50s of the last two '
+            f"blocks differ by more than {100 * n['within']:.0f}% after {_e(n['blocks'])} "
+            "blocks: rerun on a quiet machine before trusting a speed-up.</div>"
+        )
     rows, classes = [], []
     for b in doc["backends"]:
         cells = _cells(b)
@@ -409,10 +421,10 @@ def _tune_plot(rows: list[dict], chosen: str | None) -> str:
     plt = _plt()
     timed.sort(key=lambda r: r["p50_ms"])
     palette = {"pass": "tab:green", "reference": "tab:gray", "undecided": "tab:orange"}
-    fig, ax = plt.subplots(figsize=(5.2, 0.42 * len(timed) + 1.3))
+    fig, ax = plt.subplots(figsize=(5.2, 0.5 * len(timed) + 1.3))
     _barh(
         ax,
-        [_peer_label(r["name"]) + (" <- chosen" if r["name"] == chosen else "") for r in timed],
+        [_peer_label(r["name"]) + (CHOSEN if r["name"] == chosen else "") for r in timed],
         [r["p50_ms"] for r in timed],
         "candidates by p50 ms (log); green: passes the judge, red: fails",
         log=True,
@@ -456,8 +468,9 @@ def _tune_section(family: str, ev: dict, bench_doc: dict | None) -> str:
         stable = r.get("stable")
         table.append(
             [
-                "chosen" if r["name"] == chosen else "",
-                _peer_label(r["name"]) if r.get("peer") else r["name"],
+                r["name"]
+                + (PEER_MARK if r.get("peer") else "")
+                + (CHOSEN if r["name"] == chosen else ""),
                 r.get("backend", ""),
                 r.get("precision", ""),
                 json.dumps(r.get("run_with") or {})[1:-1] or "-",
@@ -475,7 +488,6 @@ def _tune_section(family: str, ev: dict, bench_doc: dict | None) -> str:
         )
         classes.append("chosen" if r["name"] == chosen else r.get("parity", ""))
     head = [
-        "pick",
         "candidate",
         "backend",
         "precision",
@@ -504,7 +516,7 @@ def _tune_section(family: str, ev: dict, bench_doc: dict | None) -> str:
         noise = (
             f'<p class="warn">The candidates\' timing was noisy (p50s of the last two blocks '
             f"differ by more than {100 * n.get('within', 0):.0f}% after "
-            f"{_e(n.get('blocks'))} blocks; load {_e(n.get('load_before', ['?'])[0])}): "
+            f"{_e(n.get('blocks'))} blocks; load {_loads(n.get('load_before', [])[:1])}): "
             "close candidates may swap places on a rerun.</p>"
         )
     tried = ev.get("n_tried") or []
@@ -513,7 +525,7 @@ def _tune_section(family: str, ev: dict, bench_doc: dict | None) -> str:
 <p class="muted">Judged on the verification set ({_e(json.dumps(ev.get("parity_inputs")))};
 slices tried: {_e(", ".join(map(str, tried)) or "-")}); timed with {_e(ev.get("runs"))} runs,
 {_e(ev.get("threads"))} threads, interleaved with eager PyTorch.</p>
-{_table(head, table, classes, wrap={len(head) - 1})}
+{_table(head, table, classes)}
 {_tune_plot(rows, chosen)}"""
 
 
@@ -536,7 +548,7 @@ def _machine_section(machine: dict | None, run, doc: dict | None) -> str:
         rows += [
             ["CPUs pinned", "not pinned" if pinned is None else ", ".join(map(str, pinned))],
             [
-                "load average (1, 5, 15 min)",
+                "load avg 1/5/15 min",
                 f"{_loads(n['load_before'])} before, "
                 f"{_loads(n['load_after'])} after the latency run",
             ],
@@ -548,7 +560,7 @@ def _machine_section(machine: dict | None, run, doc: dict | None) -> str:
                 ["CPU flags", ", ".join(peaks.get("flags", [])) or "-"],
             ]
     rows += [[f"{k} version", v] for k, v in sorted(versions.items())]
-    return f'<h2 id="machine">Machine</h2>{_table(["", ""], rows, wrap={1})}'
+    return f'<h2 id="machine">Machine</h2>{_table([], rows, wrap={1})}'
 
 
 def _loads(values) -> str:

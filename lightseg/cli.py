@@ -141,8 +141,10 @@ def main(argv: list[str] | None = None) -> int:
             f"(full trace in {_crash_report(e)})\n"
         )
         rc = EXIT_INTERNAL_ERROR
-    print_warning_summary(summary)
-    return _exit(rc if isinstance(rc, int) else 0, argv)
+    rc = rc if isinstance(rc, int) else 0
+    if rc in (0, 1):  # an error stays one line: no notes after it
+        print_warning_summary(summary)
+    return _exit(rc, argv)
 
 
 def _is_usage_error(e: Exception) -> bool:
