@@ -108,7 +108,10 @@ def finish_parity(run, json_out: Path | None, html: Path | None, md: Path | None
 def parity_run(
     artifact_dir: Path = DIR,
     data: str = typer.Option(
-        "verification", "--data", help="An input set (verification = synth, evaluation) or an .npz."
+        "verification",
+        "--data",
+        help="An input set (verification = synth, evaluation), an .npz, or a DICOM/NIfTI "
+        "folder or file (every scan in it, masks when named X_mask/X_seg or under labels/).",
     ),
     n: str = typer.Option(
         "auto",
@@ -122,14 +125,24 @@ def parity_run(
     timeout: float = typer.Option(300.0, "--timeout", help="Seconds per backend step."),
     tolerances: Path | None = TOL,
     threads: int = typer.Option(2, "--threads", help="Threads per backend."),
+    ray: bool = typer.Option(False, "--ray", help="Scan data: one Ray task per scan."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster HOST:PORT."),
 ) -> None:
     """Run the fp32 reference and every runnable artifact; judge each against the gates."""
     from lightseg.benchmarks.harness import run_parity
+    from lightseg.benchmarks.inputs import is_named_set
+    from lightseg.data.scans import is_scan_data, volume_map
 
     size = parse_n(n)
-    run = run_parity(
-        artifact_dir, data, size, _split(backends), timeout, tolerances, threads, progress=_progress
-    )
+    args = (artifact_dir, data, size, _split(backends), timeout, tolerances, threads)
+    if not is_named_set(data) and is_scan_data(data):
+        from lightseg.benchmarks.scan_parity import run_parity_scans
+
+        run = run_parity_scans(*args, progress=_progress, map_volumes=volume_map(ray, address))
+    elif ray or address:
+        raise LightsegError("--ray/--address run a folder of scans (--data DICOM/NIfTI path)")
+    else:
+        run = run_parity(*args, progress=_progress)
     finish_parity(run, json_out, html, md)
 
 

@@ -38,6 +38,7 @@ from lightseg.fileio import atomic_write_bytes, atomic_write_text
 COLUMNS = ("unit", "op", "weight dB", "tensor dB", "accum dB", "OV accum dB", "Dice alone",
            "Dice all-but", "int8")  # fmt: skip
 EPS = float(np.finfo(float).eps)
+SQNR_CAP = 60  # dB shown at most in the chart
 
 
 def sqnr_db(signal: float, noise: float) -> float:
@@ -87,10 +88,16 @@ def activation_sqnr(fp32: Path, int8: Path, x: np.ndarray) -> dict[str, dict]:
 
 
 def weight_sqnr(fp32: Path, int8: Path) -> dict[str, float]:
-    """SQNR of every quantized weight (ORT's create_weight_matching / compute_weight_error)."""
-    from onnxruntime.quantization.qdq_loss_debug import compute_weight_error, create_weight_matching
+    """SQNR of every quantized weight (ORT's create_weight_matching; scalars included, which
+    ORT's compute_weight_error cannot take)."""
+    from onnxruntime.quantization.qdq_loss_debug import create_weight_matching
 
-    return compute_weight_error(create_weight_matching(str(fp32), str(int8)))
+    out = {}
+    for name, m in create_weight_matching(str(fp32), str(int8)).items():
+        f = np.asarray(m["float"], np.float64)
+        d = np.asarray(m["dequantized"], np.float64).reshape(f.shape)
+        out[name] = sqnr_db(float((f**2).sum()), float(((f - d) ** 2).sum()))
+    return out
 
 
 def openvino_sqnr(fp32: Path, int8: Path, x: np.ndarray, threads: int = 2) -> dict[str, float]:
@@ -284,24 +291,29 @@ def chart_png(rep: dict) -> bytes:
     rows = rep["units"]
     y = np.arange(len(rows))[::-1]
     labels = [r["label"] for r in rows]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12, 0.32 * len(rows) + 1.6), sharey=True)
+    alone = [_dice(r, "alone") or np.nan for r in rows]
+    allbut = [_dice(r, "all_but") or np.nan for r in rows]
+    finite = [v for v in alone + allbut if np.isfinite(v)]
+    fig, axes = plt.subplots(1, 2 if finite else 1, figsize=(12 if finite else 7,
+                             0.32 * len(rows) + 1.6), sharey=True, squeeze=False)  # fmt: skip
+    a1 = axes[0][0]
 
-    def vals(key):
-        return [r.get(key) if r.get(key) is not None else np.nan for r in rows]
+    def vals(key):  # a tensor that adds no rounding (max-pool reuses its input's scale): capped
+        return [min(r[key], SQNR_CAP) if r.get(key) is not None else np.nan for r in rows]
 
     a1.barh(y + 0.2, vals("accumulated_db"), 0.4, label="accumulated (vs fp32)", color="tab:red")
     a1.barh(y - 0.2, vals("tensor_db"), 0.4, label="this tensor's Q/DQ", color="tab:blue")
     a1.set_yticks(y, labels, fontsize=7)
-    a1.set_xlabel("SQNR of the unit's output (dB, higher is better)")
+    a1.set_xlim(0, SQNR_CAP)
+    a1.set_xlabel(f"SQNR of the unit's output (dB, higher is better; capped at {SQNR_CAP})")
     a1.legend(fontsize=7, loc="lower right")
-    alone = [_dice(r, "alone") or np.nan for r in rows]
-    allbut = [_dice(r, "all_but") or np.nan for r in rows]
-    a2.barh(y + 0.2, alone, 0.4, label="only this unit int8", color="tab:orange")
-    a2.barh(y - 0.2, allbut, 0.4, label="all but this unit int8", color="tab:green")
-    finite = [v for v in alone + allbut if np.isfinite(v)]
-    a2.set_xlim(min(finite + [0.98]) - 0.002, 1.0005)
-    a2.set_xlabel("mean mask Dice vs fp32")
-    a2.legend(fontsize=7, loc="lower left")
+    if finite:
+        a2 = axes[0][1]
+        a2.barh(y + 0.2, alone, 0.4, label="only this unit int8", color="tab:orange")
+        a2.barh(y - 0.2, allbut, 0.4, label="all but this unit int8", color="tab:green")
+        a2.set_xlim(min(finite + [0.98]) - 0.002, 1.0005)
+        a2.set_xlabel("mean mask Dice vs fp32")
+        a2.legend(fontsize=7, loc="lower left")
     fig.suptitle(f"{rep['artifact']}: where int8 diverges", fontsize=10)
     fig.tight_layout()
     buf = io.BytesIO()

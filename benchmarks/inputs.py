@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from lightseg.data.preprocessing import Preprocessing
+from lightseg.data.scans import is_scan_data
 from lightseg.data.sets import SETS, input_set
 from lightseg.errors import LightsegError
 
@@ -58,6 +59,10 @@ def load_set(data: str, pre: Preprocessing, n: int | None = None):
     if name in SETS:
         s = input_set(name, pre, n)
         return s.x, s.masks, s.label(), s.describe()
+    if is_scan_data(data):
+        from lightseg.benchmarks.realdata import load_scans
+
+        return load_scans(data, pre, n)
     x, m, label = from_file(Path(data), pre, n or 1 << 30)
     return x, m, label, {"name": Path(data).name, "seed": None, "n": len(x), "source": "file"}
 

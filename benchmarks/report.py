@@ -125,7 +125,7 @@ margin:0 auto;max-width:72rem;padding:0 1rem 3rem;overflow-wrap:anywhere}
 h1{font-size:1.45rem;margin:1rem 0 .5rem}h2{font-size:1.2rem;margin-top:2.2rem;
 border-bottom:2px solid #d0d7de;padding-bottom:.2rem}h3{font-size:1.02rem;margin:1.4rem 0 .4rem}
 nav{display:flex;flex-wrap:wrap;gap:.4rem 1rem;margin-bottom:1rem}a{color:#0550ae}
-.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(15rem,1fr));gap:.6rem}
+.cards{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(15rem,100%),1fr));gap:.6rem}
 .card{border:1px solid #d0d7de;border-radius:8px;padding:.5rem .8rem}
 .card b{display:block;font-size:.8rem;color:#57606a;text-transform:uppercase}
 .scroll{overflow-x:auto;-webkit-overflow-scrolling:touch;border:1px solid #d0d7de;
@@ -142,7 +142,7 @@ tr.chosen td{font-weight:600;background:#d0ebff}
 margin:.6rem 0}.warn{background:#fff3e0;border-left:4px solid #ef6c00;padding:.4rem .7rem}
 .muted{color:#57606a;font-size:.9rem}.fig{margin:.6rem 0}code{font-size:.85em}
 .fig img{width:100%;max-width:40rem;height:auto}
-.figs{display:grid;grid-template-columns:repeat(auto-fit,minmax(24rem,1fr));gap:0 1rem}"""
+.figs{display:grid;grid-template-columns:repeat(auto-fit,minmax(min(24rem,100%),1fr));gap:0 1rem}"""
 
 PEER_MARK = " (peer)"
 CHOSEN = " <- chosen"
@@ -195,6 +195,7 @@ def _worst_cases(run, v) -> str:
     y = run.outputs[v.name]
     ref_lab, cand_lab = softmax(run.reference).argmax(1), softmax(y).argmax(1)
     order = sorted(range(len(v.per_image)), key=lambda i: v.per_image[i]["dice"])[:WORST]
+    order = order if v.metrics.get("flip_rate") else order[:1]  # exact: one image shows it
     fig, axes = plt.subplots(len(order), 4, figsize=(5.2, 1.75 * len(order)), squeeze=False)
     for row, i in zip(axes, order, strict=True):
         flips = ref_lab[i] != cand_lab[i]
@@ -255,7 +256,8 @@ def _parity_section(run) -> str:
     m = run.meta
     worst = "".join(
         f"<h3>{_e(v.name)} ({_e(v.backend)}, {_e(v.precision)}): {_e(v.status)}</h3>"
-        + (_worst_cases(run, v) if v.metrics.get("flip_rate") else "<p>No pixel differs.</p>")
+        + ("" if v.metrics.get("flip_rate") else "<p>No pixel differs on any image.</p>")
+        + _worst_cases(run, v)
         for v in run.verdicts
         if v.name in run.outputs
     )
@@ -445,12 +447,12 @@ def _why(rows: list[dict], chosen: dict | None) -> str:
     """Why the pick: which candidates were faster and what kept them out."""
     if chosen is None:
         return "No candidate passed the judge: nothing is picked."
+    if not chosen.get("p50_ms"):
+        return ""  # not timed here: the rule alone decides
     faster = [
         r
         for r in rows
-        if r.get("p50_ms")
-        and r["p50_ms"] < (chosen.get("p50_ms") or 0)
-        and r["name"] != "pytorch-reference"
+        if r.get("p50_ms") and r["p50_ms"] < chosen["p50_ms"] and r["name"] != "pytorch-reference"
     ]
     if not faster:
         return "No candidate was faster."

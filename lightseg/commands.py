@@ -169,13 +169,16 @@ def register_core(app: typer.Typer) -> None:
     from lightseg.benchmarks.divergence import int8_report_cmd
     from lightseg.benchmarks.webdemo import serve_demo_cmd
     from lightseg.data.cli import app as data_app
+    from lightseg.data.scans import set_ray_mapper
     from lightseg.export.cli import register as register_export  # doctor
     from lightseg.pipeline.cli import export_cmd, tune_cmd
     from lightseg.pipeline.demo import demo_cmd
     from lightseg.pipeline.predict_cli import predict_cmd
+    from lightseg.pipeline.scale import ray_map
     from lightseg.qat import qat_cmd
     from lightseg.train_cli import eval_cmd, train_cmd
 
+    set_ray_mapper(ray_map)  # --ray of eval, parity, predict (ray imported only then)
     app.command("demo")(demo_cmd)
     app.command("profile")(profile_cmd)
     app.command("import-checkpoint")(import_checkpoint_cmd)

@@ -20,7 +20,7 @@ gradients inside the range); activation ranges come from moving-average min/max 
 freeze after a warm-up. ``tests/qat`` checks the simulation against a real ORT QDQ model of the
 same weights and ranges. The saved result is a normal float lightseg checkpoint (BN-free, plain
 SiLU): it loads with ``load_checkpoint`` and every int8 backend quantizes it with its own PTQ
-calibration, whose ranges land close to the trained ones.
+calibration (the ranges QAT trained with are kept in the checkpoint's provenance, for the record).
 """
 
 from __future__ import annotations

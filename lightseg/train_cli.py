@@ -65,17 +65,22 @@ def train_cmd(
 
 def eval_cmd(
     checkpoint: str = typer.Argument("default", help="Checkpoint folder or 'default'."),
-    data: str = typer.Option("synth", help="'synth' (phantoms) or a dataset folder."),
+    data: str = typer.Option(
+        "synth", help="'synth', a dataset folder, or DICOM/NIfTI scans with masks (all slices)."
+    ),
     n: int = typer.Option(64, help="Number of slices."),
     seed: int = typer.Option(12345, help="Seed of the synthetic set (use one unseen in training)."),
     lesion_fraction: float = typer.Option(0.75, help="Share of slices with a lesion (synth)."),
     json_out: Path | None = typer.Option(None, "--json", help="Write metrics + cases as JSON."),
     out: Path | None = typer.Option(None, "--out", "-o", help="Folder for cases.csv + overlays."),
     worst: int = typer.Option(4, help="Overlay PNGs of the N worst lesion cases."),
+    ray: bool = typer.Option(False, "--ray", help="DICOM/NIfTI data: one Ray task per scan."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster HOST:PORT."),
 ) -> None:
     """Evaluate a checkpoint: lesion Dice, IoU, FP rate on lesion-free slices, detection."""
     from lightseg.checkpoint import check_writable, load_checkpoint
     from lightseg.data.dataset import build_dataset
+    from lightseg.data.scans import evaluate_scans, is_scan_data, volume_map
     from lightseg.fileio import atomic_write_text
     from lightseg.train import evaluate_arrays, predict_masks, stack_dataset
 
@@ -90,19 +95,28 @@ def eval_cmd(
     if out is not None:
         check_writable(out)
     ck = load_checkpoint(checkpoint)
-    ds = build_dataset(
-        data, ck.preprocessing, n, seed, lesion_fraction=lesion_fraction, per_volume=2
-    )
-    x, y = stack_dataset(ds, min(n, len(ds)))
-    summary, cases = evaluate_arrays(ck.model, x, y)
-    t = Table(title=f"eval {ck.path} on {data} (n={len(cases)}, seed={seed})")
+    map_volumes, record = volume_map(ray, address), None
+    if data != "synth" and is_scan_data(data):
+        summary, cases, x, y, record = evaluate_scans(ck, data, map_volumes)
+        title = f"eval {ck.path} on {record['path']} ({record['scans']} scans, n={len(cases)})"
+    else:
+        if ray:
+            raise LightsegError("--ray runs on a folder of DICOM/NIfTI scans (--data PATH)")
+        ds = build_dataset(
+            data, ck.preprocessing, n, seed, lesion_fraction=lesion_fraction, per_volume=2
+        )
+        x, y = stack_dataset(ds, min(n, len(ds)))
+        summary, cases = evaluate_arrays(ck.model, x, y)
+        title = f"eval {ck.path} on {data} (n={len(cases)}, seed={seed})"
+    t = Table(title=title)
     t.add_column("metric")
     t.add_column("value", justify="right")
     for k, v in summary.items():
         t.add_row(k, _fmt(v))
     console.print(t)
     if json_out:
-        atomic_write_text(json_out, json.dumps({"summary": summary, "cases": cases}, indent=2))
+        doc = {"summary": summary, "cases": cases} | ({"data": record} if record else {})
+        atomic_write_text(json_out, json.dumps(doc, indent=2))
     if out:
         buf = io.StringIO(newline="")
         w = csv.DictWriter(buf, fieldnames=["case", *cases[0]])

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from lightseg.data.preprocessing import Preprocessing
+from lightseg.data.scans import tile_starts
 from lightseg.data.volumes import Scan, read_scan
 from lightseg.errors import LightsegError
 from lightseg.fileio import atomic_write_text
@@ -96,12 +97,6 @@ def load_model(
         version=str(meta["weights_sha256"])[:12],
         info={"checkpoint": model, "path": str(root), "backend": "pytorch", "precision": "fp32"},
     )
-
-
-def tile_starts(n: int, size: int) -> list[int]:
-    """Offsets of windows of ``size`` covering ``n`` > ``size`` px, overlapping >= size/8."""
-    k = -(-(n - size) // (size - size // 8)) + 1
-    return sorted({int(v) for v in np.linspace(0, n - size, k).round()})
 
 
 def slice_logits(hu: np.ndarray, runner: Runner, pre: Preprocessing) -> np.ndarray:

@@ -34,10 +34,20 @@ def predict_cmd(
     threads: int | None = typer.Option(
         None, "--threads", min=1, help="CPU threads. Defaults to all cores."
     ),
+    ray: bool = typer.Option(False, "--ray", help="One Ray task per scan of a folder of scans."),
+    address: str | None = typer.Option(None, "--address", help="Ray cluster HOST:PORT."),
 ) -> None:
-    """Segment a CT scan: mask as NIfTI (+ DICOM SEG for DICOM input), overlay and summary."""
+    """Segment a CT scan: mask as NIfTI (+ DICOM SEG for DICOM input), overlay and summary.
+    A folder of scans (NIfTI files, series in subfolders) gives OUT/<scan>/ for each."""
+    from lightseg.data.scans import volume_map
     from lightseg.pipeline.predict import predict
+    from lightseg.pipeline.scale import is_dataset, predict_scans
 
+    map_volumes = volume_map(ray, address)
+    if ray or is_dataset(input):
+        kw = {"model": model, "artifact": artifact, "threads": threads}
+        _dataset_table(input, predict_scans(input, out, map_volumes, **kw))
+        return
     s = predict(input, model, artifact, out, threads, series)
     les = s["lesion"]
     t = Table(title=f"lightseg predict: {s['input']}", show_header=False)
@@ -58,3 +68,14 @@ def predict_cmd(
     console.print(t)
     for note in s["notes"]:
         console.print(f"[yellow]note:[/yellow] {note}")
+
+
+def _dataset_table(input: Path, summaries: list[dict]) -> None:
+    t = Table(title=f"lightseg predict: {input} ({len(summaries)} scans)")
+    for col in ("scan", "z x y x", "lesion px", "slices", "mL"):
+        t.add_column(col)
+    for s in summaries:
+        les, shape = s["lesion"], " x ".join(map(str, s["shape_zyx"]))
+        ml = f"{les['volume_ml']:.3f}"
+        t.add_row(s["input"], shape, str(les["pixels"]), str(les["slices"]), ml)
+    console.print(t)
