@@ -23,7 +23,7 @@ from lightseg.export.context import ExportContext, artifact, timer
 from lightseg.judge.verdict import Verdict, compare, load_tolerances
 
 #: The calibration the search starts from: the best of the measured ones (docs/int8.md).
-MIXED_CALIBRATION = "mse"
+MIXED_CALIBRATION = "percentile"
 MAX_FLOAT_FRACTION = 0.5  # beyond this the artifact is no longer an int8 model
 KEEP = ("float", "a16")
 

@@ -1,8 +1,10 @@
 """PyTorch -> ONNX: one file, named I/O ``image`` -> ``logits``, checked, simplified, verified.
 
 Two variants: ``model.onnx`` (dynamic batch, for servers) and ``model-fixed.onnx`` (1 x C x S x S,
-for mobile converters). The TorchScript exporter (``dynamo=False``) is exact and deterministic:
-exporting the same checkpoint twice gives byte-identical files.
+for mobile converters). The torch.export-based (dynamo) exporter is the default; where its graph
+fails the checker or the fp32 gate against PyTorch, the TorchScript exporter is the fallback and
+the reason is recorded in the artifact's options. Both are deterministic: exporting the same
+checkpoint twice gives byte-identical files.
 """
 
 from __future__ import annotations
@@ -66,6 +68,44 @@ def torch_to_onnx(model, channels: int, size: int, opset: int, dynamic_batch: bo
     return onnx.load_from_string(buf.getvalue())
 
 
+def dynamo_to_onnx(model, channels: int, size: int, opset: int, dynamic_batch: bool):
+    """Export with the torch.export-based (dynamo) exporter, PyTorch's default since 2.9.
+
+    One file (no external data), opset down-converted from 18 where ``opset`` is 17; a dynamic
+    batch is declared on the example's first dimension. Deterministic: the same checkpoint gives
+    byte-identical files.
+    """
+    import torch
+
+    x = torch.zeros(2 if dynamic_batch else 1, channels, size, size)
+    dims = ({0: torch.export.Dim("batch", min=1, max=1024)},) if dynamic_batch else None
+    with torch.no_grad(), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        program = torch.onnx.export(
+            model.eval(), (x,), dynamo=True, input_names=["image"], output_names=["logits"],
+            dynamic_shapes=dims, opset_version=opset, external_data=False, optimize=True,
+            verbose=False,
+        )  # fmt: skip
+    return program.model_proto
+
+
+def exported(ctx: ExportContext, dynamic: bool) -> tuple:
+    """(ModelProto, exporter, fallback reason): dynamo when its graph checks and matches the
+    PyTorch reference under the fp32 gate on the verification set, else TorchScript."""
+    c, s = ctx.pre.channels, ctx.pre.size
+    try:
+        model = dynamo_to_onnx(ctx.export_model, c, s, ctx.opset, dynamic)
+        check(model)
+        y = run_model(model.SerializeToString(), ctx.x)
+        v = compare(ctx.ref, y, ctx.verify_set.masks, load_tolerances(), "fp32")
+        if v.status == "pass":
+            return model, "dynamo", ""
+        reason = f"dynamo graph failed the fp32 gate ({v.reason()})"
+    except Exception as e:  # noqa: BLE001 (any exporter failure falls back, with its reason)
+        reason = f"dynamo exporter failed: {type(e).__name__}: {str(e).strip()[:200]}"
+    return torch_to_onnx(ctx.export_model, c, s, ctx.opset, dynamic), "torchscript", reason
+
+
 def check(model) -> None:
     """Full checker plus strict shape inference; one clear error if either fails."""
     import onnx
@@ -109,14 +149,13 @@ def build(ctx: ExportContext) -> None:
     import torch
 
     check_opset(ctx.opset)
-    c, s = ctx.pre.channels, ctx.pre.size
     tools = {"torch": torch.__version__, "onnx": onnx.__version__, "onnxsim": onnxsim.__version__}
     for name, fname, dynamic in (
         ("onnx-fp32", "model.onnx", True),
         ("onnx-fp32-fixed", "model-fixed.onnx", False),
     ):
         with timer() as t:
-            raw = torch_to_onnx(ctx.export_model, c, s, ctx.opset, dynamic)
+            raw, exporter, fallback = exported(ctx, dynamic)
             check(raw)
             simp, ok = simplify(raw)
             note = "onnxsim failed or is not the pinned version; kept the unsimplified model"
@@ -142,7 +181,8 @@ def build(ctx: ExportContext) -> None:
             options={
                 "opset": ctx.opset,
                 "dynamic_batch": dynamic,
-                "exporter": "torchscript",
+                "exporter": exporter,
+                **({"exporter_fallback_reason": fallback} if fallback else {}),
                 "simplified": simplified,
                 "nodes": len(final.graph.node),
                 "note": note,

@@ -58,15 +58,9 @@ def build_fp16(ctx: ExportContext) -> None:
     )
 
 
-def calib_cache(ctx: ExportContext, method: str | None = None) -> Path | None:
-    """Where this export keeps its ONNX calibration ranges (None: no sharing).
-
-    ``method`` defaults to the export's; "mse" starts from the MinMax ranges, so it shares them.
-    """
-    if ctx.cache_dir is None:
-        return None
-    m = ctx.calibration if method is None else method
-    return ctx.cache_dir / f"calib-{'minmax' if m == 'mse' else m}.json"
+def calib_cache(ctx: ExportContext) -> Path | None:
+    """Where this export keeps its ONNX calibration ranges (None: no sharing)."""
+    return None if ctx.cache_dir is None else ctx.cache_dir / f"calib-{ctx.calibration}.json"
 
 
 #: Calibration methods: ORT calibrator and its options. "mse" pins an MSE-searched clip per

