@@ -20,7 +20,9 @@ def export_cmd(
     list_targets: bool = typer.Option(False, "--list-targets", help="Show the targets and exit."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset (>= 17)."),
     calibration: str = typer.Option("minmax", help="int8 calibration: minmax|entropy|percentile."),
-    calib_n: int = typer.Option(16, "--calib-n", help="Number of calibration slices."),
+    calib_n: int | None = typer.Option(
+        None, "--calib-n", help="Calibration slices (default: the calibration set's 128)."
+    ),
     calib_data: Path | None = typer.Option(
         None, "--calib-data", help="N x C x S x S float32 .npy."
     ),
