@@ -139,6 +139,9 @@ def native_output() -> Iterator[None]:
         try:
             yield
             failed = False
+        except KeyboardInterrupt:  # an interrupt is not explained by what was held back
+            failed = False
+            raise
         finally:
             sys.stdout.flush()
             sys.stderr.flush()

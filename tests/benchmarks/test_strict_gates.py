@@ -21,7 +21,7 @@ def judged(trained, tmp_path_factory):
     out = {}
     for name, calib in (
         ("blank", np.zeros((2, 3, PRE.size, PRE.size), np.float32)),
-        ("calibrated", input_set("calibration", PRE).x),
+        ("calibrated", input_set("calibration", PRE, 16).x),  # minmax: more images, wider
     ):
         quantize_int8(root / "model.onnx", root / f"{name}.onnx", calib, "minmax")
         y = run_model(root / f"{name}.onnx", vset.x)
