@@ -96,8 +96,9 @@ def exported(ctx: ExportContext, dynamic: bool) -> tuple:
     try:
         model = dynamo_to_onnx(ctx.export_model, c, s, ctx.opset, dynamic)
         check(model)
-        y = run_model(model.SerializeToString(), ctx.x)
-        v = compare(ctx.ref, y, ctx.verify_set.masks, load_tolerances(), "fp32")
+        y = run_model(model.SerializeToString(), ctx.x[:CHECK_N])
+        masks = ctx.verify_set.masks[:CHECK_N]
+        v = compare(ctx.ref[:CHECK_N], y, masks, load_tolerances(), "fp32")
         if v.status == "pass":
             return model, "dynamo", ""
         reason = f"dynamo graph failed the fp32 gate ({v.reason()})"
@@ -135,11 +136,16 @@ def save(model, path: Path) -> None:
         tmp.write_bytes(data)
 
 
+#: Slices of the verification set used by the exporter's own checks (dynamo vs PyTorch, onnxsim
+#: vs its input); every artifact is then judged on the whole set by the export driver.
+CHECK_N = 8
+
+
 def _same_outputs(ctx: ExportContext, a, b) -> bool:
-    """Do two ModelProtos give the same outputs on the verification set (fp32 gates)?"""
-    x = ctx.x
+    """Do two ModelProtos give the same outputs on the first verification slices (fp32 gates)?"""
+    x, masks = ctx.x[:CHECK_N], ctx.verify_set.masks[:CHECK_N]
     ya, yb = (run_model(m.SerializeToString(), x) for m in (a, b))
-    return compare(ya, yb, ctx.verify_set.masks, load_tolerances(), "fp32").status == "pass"
+    return compare(ya, yb, masks, load_tolerances(), "fp32").status == "pass"
 
 
 def build(ctx: ExportContext) -> None:

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import sys
 import tempfile
 import warnings
@@ -24,6 +25,8 @@ from rich.console import Console
 
 #: Width of tables in a log; wide enough for every table lightseg prints.
 LOG_WIDTH = 240
+#: Kinds of third-party warnings listed at the end of a command (the rest are counted).
+SHOWN = 5
 
 
 def _make() -> Console:
@@ -93,8 +96,9 @@ def captured_warnings() -> Iterator[list[str]]:
 
 
 def _first(message) -> str:
+    """The message's first line with numbers masked, so one kind is one line."""
     text = str(message).strip().splitlines()
-    return (text[0] if text else "")[:120]
+    return re.sub(r"\d+(\.\d+)?(e-?\d+)?", "N", text[0] if text else "")[:120]
 
 
 def _origin(filename: str) -> str:
@@ -112,10 +116,10 @@ def print_warning_summary(summary: list[str]) -> None:
         return
     sys.stderr.write(f"note: {len(summary)} kind(s) of third-party warnings hidden "
                      "(--verbose prints them):\n")  # fmt: skip
-    for line in summary[:8]:
+    for line in summary[:SHOWN]:
         sys.stderr.write(f"  {line}\n")
-    if len(summary) > 8:
-        sys.stderr.write(f"  ... and {len(summary) - 8} more kinds\n")
+    if len(summary) > SHOWN:
+        sys.stderr.write(f"  ... and {len(summary) - SHOWN} more kinds\n")
 
 
 @contextmanager

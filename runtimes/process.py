@@ -75,6 +75,12 @@ class IsolatedBackend:
         if self.proc.poll() is None:
             self.proc.kill()
             self.proc.wait()
+        self._close_pipes()
+
+    def _close_pipes(self) -> None:
+        for pipe in (self.proc.stdin, self.proc.stdout):
+            if pipe is not None and not pipe.closed:
+                pipe.close()
 
     def close(self) -> dict:
         try:
@@ -85,6 +91,7 @@ class IsolatedBackend:
             self.proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             self.kill()
+        self._close_pipes()
         self.stderr.close()
         return reply
 

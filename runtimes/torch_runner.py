@@ -59,6 +59,24 @@ def _example(ck) -> np.ndarray:
     return np.zeros((1, pre.channels, pre.size, pre.size), np.float32)
 
 
+_REFERENCES: dict[tuple, object] = {}
+
+
+def reference_model(checkpoint):
+    """The checkpoint's model, loaded once per process for the reference runners.
+
+    Keyed by the folder and its weights' sha256, so a changed checkpoint is loaded afresh; the
+    model is only ever run (eval mode, no grad), never changed.
+    """
+    from lightseg.checkpoint import load_checkpoint, read_meta, resolve
+
+    key = (str(resolve(checkpoint)), read_meta(checkpoint).get("weights_sha256"))
+    if key not in _REFERENCES:
+        _REFERENCES.clear()  # one reference at a time: a 16 MB model, not a growing cache
+        _REFERENCES[key] = load_checkpoint(checkpoint).model.float().eval()
+    return _REFERENCES[key]
+
+
 class TorchRunner(Runner):
     """Runs a checkpoint (folder, "default", or a loaded model) in fp32 eager mode."""
 
@@ -75,9 +93,7 @@ class TorchRunner(Runner):
 
         set_threads(self.threads)
         if self.model is None:
-            from lightseg.checkpoint import load_checkpoint
-
-            self.model = load_checkpoint(self.checkpoint).model
+            self.model = reference_model(self.checkpoint)
         self.model = self.model.float().eval()
         self.info["versions"]["torch"] = torch.__version__
 

@@ -17,11 +17,9 @@ from contextlib import suppress
 from pathlib import Path
 
 import typer
-from rich.console import Console
 
+from lightseg.console import console
 from lightseg.errors import GateFailed
-
-console = Console()
 
 QUICK_RUNS = 6  # timed runs per backend with --quick
 NOT_PASSING = ("fail", "error", "undecided")  # the statuses ``lightseg parity`` exits 1 on
