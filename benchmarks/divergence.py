@@ -30,6 +30,7 @@ import numpy as np
 import typer
 from rich.table import Table
 
+from lightseg.benchmarks.report import json_safe
 from lightseg.console import console
 from lightseg.errors import BackendUnavailable, LightsegError
 from lightseg.export.calibrate import SAVED
@@ -389,22 +390,10 @@ def int8_report_cmd(
     print_table(rep)
     chart = chart_png(rep) if (html or png) else b""
     for path, write in (
-        (json_out, lambda p: atomic_write_text(p, json.dumps(_clean(rep), indent=2) + "\n")),
+        (json_out, lambda p: atomic_write_text(p, json.dumps(json_safe(rep), indent=2) + "\n")),
         (png, lambda p: atomic_write_bytes(p, chart)),
         (html, lambda p: atomic_write_text(p, html_report(rep, chart))),
     ):
         if path:
             write(path)
             console.print(f"wrote {path}")
-
-
-def _clean(o):
-    if isinstance(o, float) and not math.isfinite(o):
-        return str(o)
-    if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
-    if isinstance(o, list | tuple):
-        return [_clean(v) for v in o]
-    if isinstance(o, np.generic):
-        return o.item()
-    return o

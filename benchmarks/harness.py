@@ -209,13 +209,22 @@ def run_parity(
         size = min(2 * len(x), cap)
         if progress:
             progress(f"undecided on {len(x)} slices ({', '.join(undecided)}): n={size}")
-    meta = {
+    n_auto = {"tried": tried, "cap": cap} if auto else None
+    meta = parity_meta(artifact_dir, {"checkpoint": ck, **ref_info}, source, record, len(x),
+                       n_auto, threads, timeout, tolerances, tol)  # fmt: skip
+    return ParityRun(verdicts, x, gt, ref, outputs, meta)
+
+
+def parity_meta(artifact_dir, reference: dict, source: str, record, n: int, n_auto,
+                threads, timeout: float, tolerances, tol: dict) -> dict:  # fmt: skip
+    """What a parity run records about itself: data, reference, gates' settings, machine."""
+    return {
         "artifact_dir": str(artifact_dir),
-        "reference": {"checkpoint": ck, **ref_info},
+        "reference": reference,
         "data": source,
         "inputs": record,
-        "n": len(x),
-        "n_auto": {"tried": tried, "cap": cap} if auto else None,
+        "n": n,
+        "n_auto": n_auto,
         "threads": threads,
         "timeout_s": timeout,
         "tolerances": str(tolerances or "default"),
@@ -226,4 +235,3 @@ def run_parity(
         "ci_method": CI_METHOD,
         "machine": machine(),
     }
-    return ParityRun(verdicts, x, gt, ref, outputs, meta)

@@ -19,13 +19,14 @@ WORST = 3  # images shown per backend
 DPI = 120  # figures ~5 in wide: readable at phone width, crisp on desktop
 
 
-def _clean(o):
+def json_safe(o):
+    """``o`` with NaN/Inf as strings and numpy scalars as Python numbers (strict JSON)."""
     if isinstance(o, float) and not math.isfinite(o):
         return str(o)
     if isinstance(o, dict):
-        return {k: _clean(v) for k, v in o.items()}
+        return {k: json_safe(v) for k, v in o.items()}
     if isinstance(o, list | tuple):
-        return [_clean(v) for v in o]
+        return [json_safe(v) for v in o]
     if isinstance(o, np.generic):
         return o.item()
     return o
@@ -33,7 +34,7 @@ def _clean(o):
 
 def to_dict(run) -> dict:
     ok = all(v.status in ("pass", "skipped") for v in run.verdicts)
-    return _clean(
+    return json_safe(
         {
             "schema_version": SCHEMA_VERSION,
             "kind": "lightseg-parity",

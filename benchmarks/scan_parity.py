@@ -19,7 +19,7 @@ import numpy as np
 
 from lightseg.benchmarks.harness import (
     ParityRun,
-    machine,
+    parity_meta,
     reference_checkpoint,
     reference_logits,
     run_subject,
@@ -29,7 +29,7 @@ from lightseg.benchmarks.realdata import stack
 from lightseg.data.preprocessing import Preprocessing
 from lightseg.data.scans import ScanItem, describe, find_scans, label, scan_slices
 from lightseg.errors import LightsegError
-from lightseg.judge.verdict import CI_METHOD, Verdict, compare, load_tolerances
+from lightseg.judge.verdict import Verdict, compare, load_tolerances
 
 
 def volume_logits(
@@ -97,21 +97,7 @@ def run_parity_scans(
         if y is not None:
             outputs[sub.name] = y
     record = describe(data, items, parts)
-    meta = {
-        "artifact_dir": str(artifact_dir),
-        "reference": {"checkpoint": ck, **results[0]["reference_info"]},
-        "data": label(record),
-        "inputs": record,
-        "n": len(x),
-        "n_auto": None,
-        "threads": threads,
-        "timeout_s": timeout,
-        "tolerances": str(tolerances or "default"),
-        "uncertainty_band": tol["uncertainty_band"],
-        "boundary_px": tol["boundary_px"],
-        "small_lesion_px": tol["small_lesion_px"],
-        "ci_level": tol["ci_level"],
-        "ci_method": CI_METHOD,
-        "machine": machine(),
-    }
+    reference = {"checkpoint": ck, **results[0]["reference_info"]}
+    meta = parity_meta(artifact_dir, reference, label(record), record, len(x), None, threads,
+                       timeout, tolerances, tol)  # fmt: skip
     return ParityRun(verdicts, x, gt, ref, outputs, meta)
