@@ -187,16 +187,9 @@ def run_parity(
     every artifact is then judged on the final set. ``progress`` receives each Subject as it
     runs and a line for each extension.
     """
-    from lightseg.artifact import load_manifest
     from lightseg.benchmarks.inputs import is_named_set, load_set
 
-    if threads < 1:
-        raise LightsegError(f"--threads must be at least 1, got {threads}")
-    manifest = load_manifest(artifact_dir)
-    tol = load_tolerances(tolerances)
-    subjects = subjects_for(manifest, backends, threads)
-    pre = Preprocessing.from_dict(manifest.preprocessing)
-    ck = reference_checkpoint(manifest)
+    manifest, tol, subjects, pre, ck = parity_setup(artifact_dir, backends, threads, tolerances)
     auto, size, tried = n is None and is_named_set(data), n, []
     while True:
         x, gt, source, record = load_set(data, pre, size)
@@ -213,6 +206,19 @@ def run_parity(
     meta = parity_meta(artifact_dir, {"checkpoint": ck, **ref_info}, source, record, len(x),
                        n_auto, threads, timeout, tolerances, tol)  # fmt: skip
     return ParityRun(verdicts, x, gt, ref, outputs, meta)
+
+
+def parity_setup(artifact_dir, backends: list[str] | None, threads: int, tolerances):
+    """What every parity run starts from: (manifest, gates, subjects, preprocessing, reference
+    checkpoint); bad input stops here, before anything runs."""
+    from lightseg.artifact import load_manifest
+
+    if threads < 1:
+        raise LightsegError(f"--threads must be at least 1, got {threads}")
+    manifest = load_manifest(artifact_dir)
+    subjects = subjects_for(manifest, backends, threads)
+    pre = Preprocessing.from_dict(manifest.preprocessing)
+    return manifest, load_tolerances(tolerances), subjects, pre, reference_checkpoint(manifest)
 
 
 def parity_meta(artifact_dir, reference: dict, source: str, record, n: int, n_auto,

@@ -20,16 +20,14 @@ import numpy as np
 from lightseg.benchmarks.harness import (
     ParityRun,
     parity_meta,
-    reference_checkpoint,
+    parity_setup,
     reference_logits,
     run_subject,
-    subjects_for,
 )
 from lightseg.benchmarks.realdata import stack
 from lightseg.data.preprocessing import Preprocessing
 from lightseg.data.scans import ScanItem, describe, find_scans, label, scan_slices
-from lightseg.errors import LightsegError
-from lightseg.judge.verdict import Verdict, compare, load_tolerances
+from lightseg.judge.verdict import Verdict, compare
 
 
 def volume_logits(
@@ -70,15 +68,8 @@ def run_parity_scans(
 ):  # fmt: skip
     """The parity run of an export folder on the scans under ``data`` (see the module doc);
     ``n`` keeps the first n slices."""
-    from lightseg.artifact import load_manifest
 
-    if threads < 1:
-        raise LightsegError(f"--threads must be at least 1, got {threads}")
-    manifest = load_manifest(artifact_dir)
-    tol = load_tolerances(tolerances)
-    subjects = subjects_for(manifest, backends, threads)
-    pre = Preprocessing.from_dict(manifest.preprocessing)
-    ck = reference_checkpoint(manifest)
+    manifest, tol, subjects, pre, ck = parity_setup(artifact_dir, backends, threads, tolerances)
     items = find_scans(data)
     sha = manifest.source.get("weights_sha256", "")
     if progress:
