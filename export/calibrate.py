@@ -99,3 +99,51 @@ def as_overrides(ranges: dict[str, tuple[float, float]]) -> dict[str, list[dict]
         k: [{"rmin": np.array(lo, np.float32), "rmax": np.array(hi, np.float32)}]
         for k, (lo, hi) in ranges.items()
     }
+
+
+#: The graph op that produces each kind of QAT quantization point (the key's last part).
+QAT_POINT_OPS = {
+    "image": "input",
+    "conv0": "Conv",
+    "conv1": "Conv",
+    "logits": "Conv",
+    "sig0": "Sigmoid",
+    "sig1": "Sigmoid",
+    "mid": "Mul",
+    "out": "Mul",
+    "up": "ConvTranspose",
+    "cat": "Concat",
+}
+
+
+def trained_ranges(prep: Path, model, ranges: dict[str, list[float]]) -> dict[str, tuple]:
+    """The activation ranges a QAT checkpoint was trained with, keyed by ``prep``'s tensors.
+
+    ``model``: the checkpoint's (folded) UNet; ``ranges``: its ``provenance.activation_ranges``.
+    QAT's quantization points (:class:`lightseg.qat.QuantSim`) and the graph's quantizable
+    activations (the input, then each Conv/ConvTranspose/Sigmoid/Mul/Concat output in graph
+    order) are matched one to one in order; any count or op mismatch refuses the ranges rather
+    than pin one to the wrong tensor.
+    """
+    import onnx
+
+    from lightseg.errors import LightsegError
+    from lightseg.qat import QuantSim
+
+    graph = onnx.load(str(prep)).graph
+    acts = [(graph.input[0].name, "input")] + [
+        (n.output[0], n.op_type) for n in graph.node if n.op_type in set(QAT_POINT_OPS.values())
+    ]
+    order = QuantSim(model).order()
+    missing = sorted(set(order) - set(ranges))
+    if missing or len(order) != len(acts):
+        raise LightsegError(
+            f"the checkpoint's trained ranges do not fit this graph ({len(ranges)} ranges, "
+            f"{len(acts)} quantizable tensors{', missing ' + missing[0] if missing else ''})"
+        )
+    out = {}
+    for key, (tensor, op) in zip(order, acts, strict=True):
+        if QAT_POINT_OPS[key.rsplit("_", 1)[-1]] != op:
+            raise LightsegError(f"trained range {key} would land on a {op} output ({tensor})")
+        out[tensor] = tuple(float(v) for v in ranges[key])
+    return out

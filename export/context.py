@@ -21,7 +21,8 @@ from lightseg.data.sets import InputSet
 from lightseg.fileio import sha256_path, size_path
 
 MIN_OPSET = 17
-CALIBRATION_METHODS = ("minmax", "entropy", "percentile")
+#: "trained": the activation ranges a QAT checkpoint was trained with (``lightseg qat``).
+CALIBRATION_METHODS = ("minmax", "entropy", "percentile", "trained")
 
 
 @dataclass
@@ -39,6 +40,7 @@ class ExportContext:
     source_sha256: str = ""
     opset: int = MIN_OPSET
     calibration: str = "minmax"
+    activation_ranges: dict | None = None  # a QAT checkpoint's trained ranges (its provenance)
     threads: int = 2
     version: str = ""
     cache_dir: Path | None = None  # scratch space shared by steps (e.g. calibration ranges)

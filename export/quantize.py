@@ -71,6 +71,7 @@ METHODS: dict[str, tuple[str, dict]] = {
     "percentile": ("Percentile", {"CalibPercentile": 99.999}),
     "percentile-99.99": ("Percentile", {"CalibPercentile": 99.99}),
     "mse": ("MinMax", {}),
+    "trained": ("MinMax", {}),  # every range pinned from the QAT checkpoint (method_overrides)
 }
 CALIB_CHUNK = 4  # images per calibration pass: ORT holds every activation of a pass in memory
 
@@ -247,6 +248,8 @@ def quantize_int8(
     if method not in METHODS:
         known = ", ".join(METHODS)
         raise LightsegError(f"calibration method {method!r} is unknown; choose {known}")
+    if method == "trained" and not overrides:
+        raise LightsegError("calibration 'trained' needs the checkpoint's trained ranges")
     cm_name, calib_opts = METHODS[method]
     with tempfile.TemporaryDirectory(prefix=".quant.", dir=dst.parent) as tmp:
         prep = Path(src) if preprocessed else preprocess(src, Path(tmp) / "prep.onnx")
@@ -298,6 +301,19 @@ def quantize_int8(
     return exclude
 
 
+def method_overrides(ctx: ExportContext, src: Path) -> dict | None:
+    """TensorQuantOverrides the export's calibration method pins on ``src`` (None: calibrate).
+
+    "trained" pins every activation to the range the QAT checkpoint was trained with, so the
+    int8 graph is the one QAT simulated (:func:`lightseg.export.calibrate.trained_ranges`).
+    """
+    if ctx.calibration != "trained":
+        return None
+    from lightseg.export.calibrate import as_overrides, trained_ranges
+
+    return as_overrides(trained_ranges(src, ctx.export_model, ctx.activation_ranges or {}))
+
+
 def build_int8(ctx: ExportContext) -> None:
     """model-int8.onnx (dynamic batch) and model-int8-fixed.onnx (batch 1)."""
     import onnx
@@ -306,7 +322,11 @@ def build_int8(ctx: ExportContext) -> None:
     calib = ctx.calib
     with timer() as t:
         path = ctx.out / "model-int8.onnx"
-        quantize_int8(ctx.files["onnx-fp32"], path, calib, ctx.calibration, cache=calib_cache(ctx))
+        src = ctx.files["onnx-fp32"]
+        quantize_int8(
+            src, path, calib, ctx.calibration, cache=calib_cache(ctx),
+            overrides=method_overrides(ctx, src),
+        )  # fmt: skip
     ctx.files["onnx-int8"] = path
     options = {
         "format": "QDQ",
@@ -359,6 +379,7 @@ def build_int8_variants(ctx: ExportContext) -> None:
             excl = quantize_int8(
                 ctx.files["onnx-fp32"], path, ctx.calib, ctx.calibration,
                 cache=calib_cache(ctx), exclude_ops=ops, exclude_last_conv=last,
+                overrides=method_overrides(ctx, ctx.files["onnx-fp32"]),
             )  # fmt: skip
         artifact(
             ctx,

@@ -468,6 +468,12 @@ def export(
         raise LightsegError("--calib-n, the verification count and --threads must be >= 1")
     names, skipped = _buildable(targets)
     ckpt = load_checkpoint(checkpoint)
+    ranges = ckpt.meta.get("provenance", {}).get("activation_ranges")
+    if calibration == "trained" and not ranges:
+        raise LightsegError(
+            "--calibration trained needs a QAT checkpoint (one made by lightseg qat); "
+            "this one has no trained activation ranges"
+        )
     pre = ckpt.preprocessing
     calib, calib_src = _calibration(pre, calib_data, calib_n)  # validated before touching out
     vset = input_set("verification", pre, n_verify)
@@ -487,6 +493,7 @@ def export(
             source_sha256=ckpt.weights_sha256,
             opset=opset,
             calibration=calibration,
+            activation_ranges=ranges if calibration == "trained" else None,
             threads=threads,
             version=_version(),
         )

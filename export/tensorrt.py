@@ -137,17 +137,19 @@ SHAPES="--minShapes=image:1x{c}x{s}x{s} --optShapes=image:1x{c}x{s}x{s} \\
 
 def build_int8_trt(ctx: ExportContext) -> None:
     """model-int8-trt.onnx: symmetric int8 QDQ (activations and weights) for TensorRT."""
-    from lightseg.export.quantize import calib_cache, quantize_int8
+    from lightseg.export.quantize import calib_cache, method_overrides, quantize_int8
 
     with timer() as t:
         path = ctx.out / "model-int8-trt.onnx"
+        src = ctx.files["onnx-fp32"]
         quantize_int8(
-            ctx.files["onnx-fp32"],
+            src,
             path,
             ctx.calib,
             ctx.calibration,
             symmetric=True,
             cache=calib_cache(ctx),
+            overrides=method_overrides(ctx, src),
         )
     ctx.files["onnx-int8-trt"] = path
     artifact(

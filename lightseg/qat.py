@@ -153,6 +153,27 @@ class QuantSim(nn.Module):
     def ranges(self) -> dict[str, list[float]]:
         return {k: [float(m.lo), float(m.hi)] for k, m in self.fq.items()}
 
+    def order(self) -> list[str]:
+        """The quantization points' keys in the order the forward pass (and the graph) meets."""
+        seen: dict[str, None] = {}
+        hooks = [
+            m.register_forward_hook(lambda *_, k=k: seen.setdefault(k, None))
+            for k, m in self.fq.items()
+        ]
+        modes = {k: (m.observe, m.quantize) for k, m in self.fq.items()}
+        self.set_mode(observe=False, quantize=False)
+        try:
+            p = next(self.net.parameters())
+            side = self.net.multiple
+            with torch.no_grad():
+                self(torch.zeros(1, self.net.config.n_channels, side, side, device=p.device))
+        finally:
+            for h in hooks:
+                h.remove()
+            for k, (obs, qu) in modes.items():
+                self.fq[k].observe, self.fq[k].quantize = obs, qu
+        return list(seen)
+
     def _conv(self, conv: nn.Module, x: torch.Tensor, q_in: FakeQuant) -> torch.Tensor:
         if not q_in.quantize or torch.isnan(q_in.lo):
             return conv(x)

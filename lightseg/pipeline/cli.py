@@ -19,7 +19,10 @@ def export_cmd(
     force: bool = typer.Option(False, "--force", help="Export into a non-empty folder."),
     list_targets: bool = typer.Option(False, "--list-targets", help="Show the targets and exit."),
     opset: int = typer.Option(17, "--opset", help="ONNX opset (>= 17)."),
-    calibration: str = typer.Option("minmax", help="int8 calibration: minmax|entropy|percentile."),
+    calibration: str = typer.Option(
+        "minmax",
+        help="int8 calibration: minmax|entropy|percentile|trained (a QAT checkpoint's ranges).",
+    ),
     calib_n: int | None = typer.Option(
         None, "--calib-n", help="Calibration slices (default: the calibration set's 128)."
     ),

@@ -14,7 +14,7 @@ import pytest
 from lightseg.benchmarks import divergence as D
 from lightseg.benchmarks.report import json_safe
 from lightseg.errors import LightsegError
-from lightseg.export.int8_mixed import MIXED_CALIBRATION, Probe, search
+from lightseg.export.int8_mixed import Probe, search
 from lightseg.judge.verdict import load_tolerances
 
 
@@ -51,6 +51,18 @@ def test_search_stops_at_the_first_step_that_passes(probe):
     assert search(probe, order, _gate(None))["steps"][0]["float_units"] == []
 
 
+def test_unit_macs_are_the_models_conv_macs(probe, tiny_probe_data):
+    import torch
+    from torch.utils.flop_counter import FlopCounterMode
+
+    with FlopCounterMode(display=False) as fc:
+        tiny_probe_data[0].model(torch.zeros(1, 3, 32, 32))
+    conv_flops = sum(v for k, v in fc.get_flop_counts()["Global"].items() if "conv" in str(k))
+    assert sum(probe.macs.values()) == conv_flops // 2
+    assert probe.mac_share(probe.units) == pytest.approx(1.0)
+    assert all(probe.macs[u] == 0 for u in probe.units if "MaxPool" in u or "Concat" in u)
+
+
 def test_keep_must_be_known(probe):
     with pytest.raises(LightsegError, match="keep"):
         search(probe, [], _gate(None), keep="fp8")
@@ -59,7 +71,11 @@ def test_keep_must_be_known(probe):
 def test_the_mixed_artifact_records_its_search_and_its_float_nodes_are_float(tiny_export):
     art = tiny_export.artifact("onnx-int8-mixed")
     o = art.options
-    assert o["calibration"] == MIXED_CALIBRATION
+    assert o["calibration"] == "minmax"  # the export's --calibration
+    steps = o["search"]
+    assert all(st["float_macs"] <= 0.5 for st in steps) and o["float_macs"] <= 0.5
+    if o["free_units"] and len(steps) > 1:
+        assert steps[1]["float_units"][0] in o["free_units"]  # free units go float first
     assert o["search"] and o["search"][0]["float_units"] == []
     assert o["float_units"] == o["search"][-1]["float_units"] or not o["gate_met_in_search"]
     assert art.verification.get("status") in ("pass", "fail", "undecided")

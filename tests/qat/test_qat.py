@@ -114,3 +114,45 @@ def test_shipped_qat_checkpoint_exports_to_int8(tmp_path):
     if v["status"] != "pass":
         failed = ", ".join(f"{c['metric']} {c['value']:.4g}" for c in v["failed_checks"])
         pytest.xfail(f"int8 of the QAT checkpoint still fails: {failed}")
+
+
+def test_trained_ranges_reproduce_the_qat_graph_in_ort(tmp_path):
+    """--calibration trained pins QAT's own ranges: ORT's int8 logits are the simulation's."""
+    from lightseg.export.calibrate import as_overrides, trained_ranges
+    from lightseg.export.onnx import save, torch_to_onnx
+    from lightseg.export.quantize import preprocess, quantize_int8
+    from lightseg.runtimes.ort import run_model
+
+    torch.manual_seed(1)
+    net, _ = deployable(random_bn(create_model("lightunet", base=4)))
+    pre = Preprocessing(size=32)
+    x = input_set("verification", pre, 8).x
+    sim = QuantSim(net, momentum=0.5).eval()  # moving-average ranges: not any PTQ calibration's
+    sim.set_mode(observe=True, quantize=False)
+    with torch.no_grad():
+        for i in range(0, 8, 2):
+            sim(torch.from_numpy(input_set("calibration", pre, 8).x[i : i + 2]))
+        sim.set_mode(observe=False, quantize=True)
+        y_sim = sim(torch.from_numpy(x)).numpy()
+    save(torch_to_onnx(net, 3, 32, 17, True), tmp_path / "f.onnx")
+    prep = preprocess(tmp_path / "f.onnx", tmp_path / "p.onnx")
+    ranges = trained_ranges(prep, net, sim.ranges())
+    assert len(ranges) == len(sim.fq)
+    quantize_int8(prep, tmp_path / "q.onnx", x[:2], "trained", overrides=as_overrides(ranges),
+                  preprocessed=True)  # fmt: skip
+    y_ort = run_model(tmp_path / "q.onnx", x)
+    step = float(sim.q("logits").qparams()[0])
+    err = np.abs(y_sim - y_ort)
+    assert err.max() <= step * 1.001 and (err > 0).mean() <= 1e-3, (err.max(), step)
+    with pytest.raises(LightsegError, match="do not fit"):
+        trained_ranges(prep, net, {k: v for k, v in list(sim.ranges().items())[1:]})
+    with pytest.raises(LightsegError, match="trained ranges"):
+        quantize_int8(prep, tmp_path / "r.onnx", x[:2], "trained", preprocessed=True)
+
+
+def test_trained_calibration_needs_a_qat_checkpoint(tmp_path):
+    from lightseg.cli import main
+
+    rc = main(["export", "default", "-t", "x86-ort-int8", "--calibration", "trained",
+               "-o", str(tmp_path / "x")])  # fmt: skip
+    assert rc == 2 and not (tmp_path / "x").exists()
