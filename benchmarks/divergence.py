@@ -282,6 +282,21 @@ def print_table(rep: dict) -> None:
     console.print(t)
 
 
+def print_side_by_side(base: dict, rep: dict) -> None:
+    """Accumulated SQNR per unit of ``base`` and ``rep`` and the change."""
+    t = Table(title=f"{base['artifact']} vs {rep['artifact']}: accumulated SQNR (dB)")
+    for col in ("unit", base["artifact"], rep["artifact"], "change"):
+        t.add_column(col, justify="left" if col == "unit" else "right")
+    for a, b in paired_units(base, rep):
+        x, y = a.get("accumulated_db"), b.get("accumulated_db")
+        d = None if x is None or y is None else y - x
+        t.add_row(b["label"] + ("" if b["int8"] else " (float)"), _f(x, ".1f"), _f(y, ".1f"),
+                  _f(d, "+.1f"))  # fmt: skip
+    console.print(t)
+    console.print(verdict_line(base))
+    console.print(verdict_line(rep))
+
+
 def chart_png(rep: dict) -> bytes:
     """Bar chart: SQNR per unit (tensor and accumulated) and Dice alone / all-but."""
     import matplotlib
@@ -323,7 +338,70 @@ def chart_png(rep: dict) -> bytes:
     return buf.getvalue()
 
 
-def html_report(rep: dict, png: bytes) -> str:
+def load_report(path: Path) -> dict:
+    """A report JSON written by ``--json`` (checked to be one)."""
+    try:
+        rep = json.loads(Path(path).read_text())
+    except (OSError, ValueError) as e:
+        raise LightsegError(f"--compare {path}: not a readable report JSON ({e})") from None
+    if not isinstance(rep, dict) or rep.get("kind") != "lightseg-int8-divergence":
+        raise LightsegError(f"--compare {path}: not a lightseg int8-report JSON")
+    return rep
+
+
+def paired_units(base: dict, rep: dict) -> list[tuple[dict, dict]]:
+    """The two reports' units side by side, matched in graph order (same model topology; the
+    exporters may name nodes differently for different checkpoints)."""
+    a, b = base["units"], rep["units"]
+    if [r["op"] for r in a] != [r["op"] for r in b]:
+        raise LightsegError("--compare: the two reports are of models with different layers")
+    return list(zip(a, b, strict=True))
+
+
+def verdict_line(rep: dict) -> str:
+    """The artifact's export verdict in one line: mean, worst large slice, flips, status."""
+    v = rep.get("verification") or {}
+    if "dice_ref_mean" not in v:
+        return f"{rep['artifact']}: {v.get('status', 'no verdict')}"
+    return (
+        f"{rep['artifact']}: {v['status']}, mean Dice {v['dice_ref_mean']:.4f}, worst large "
+        f"{v.get('large_dice_min', float('nan')):.3f}, confident flips {v.get('confident_flips')}"
+        f" ({v.get('slices')} slices)"
+    )
+
+
+def side_by_side_png(base: dict, rep: dict) -> bytes:
+    """Accumulated SQNR per unit of two artifacts (e.g. the naive int8 and the final one)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    pairs = paired_units(base, rep)
+    y = np.arange(len(pairs))[::-1]
+
+    def acc(r: dict) -> float:
+        v = r.get("accumulated_db")
+        return np.nan if v is None else min(v, SQNR_CAP)
+
+    fig, ax = plt.subplots(figsize=(8, 0.32 * len(pairs) + 1.8))
+    ax.barh(y + 0.2, [acc(a) for a, _ in pairs], 0.4, color="tab:red",
+            label=verdict_line(base))  # fmt: skip
+    ax.barh(y - 0.2, [acc(b) for _, b in pairs], 0.4, color="tab:green", label=verdict_line(rep))
+    labels = [b["label"] + ("" if b["int8"] else " (float)") for _, b in pairs]
+    ax.set_yticks(y, labels, fontsize=7)
+    ax.set_xlim(0, SQNR_CAP)
+    ax.set_xlabel("accumulated SQNR of the unit's output vs fp32 (dB, higher is better)")
+    ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.12))
+    ax.set_title(f"{base['artifact']} vs {rep['artifact']}", fontsize=10)
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def html_report(rep: dict, png: bytes, compare: tuple[dict, bytes] | None = None) -> str:
     """A standalone page in the style of the parity report: the table and the chart."""
     ov = rep["openvino"].get("accumulated_db", {})
     head = "".join(f"<th>{c}</th>" for c in COLUMNS)
@@ -348,6 +426,15 @@ def html_report(rep: dict, png: bytes) -> str:
     )
     img = base64.b64encode(png).decode()
     v = rep.get("verification") or {}
+    both = ""
+    if compare:
+        base, cpng = compare
+        src = base64.b64encode(cpng).decode()
+        both = (
+            f"<h2>Side by side: {h.escape(base['artifact'])} and {h.escape(rep['artifact'])}</h2>"
+            f"<p>{h.escape(verdict_line(base))}<br>{h.escape(verdict_line(rep))}</p>"
+            f'<img alt="side by side" src="data:image/png;base64,{src}">'
+        )
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>lightseg int8 report</title>
 <style>body{{font-family:sans-serif;margin:2em}}table{{border-collapse:collapse}}
 td,th{{border:1px solid #ccc;padding:4px 8px}}tr.pass td{{background:#e8f5e9}}
@@ -360,6 +447,7 @@ error; Dice alone / all-but: mean mask Dice vs fp32 with only that unit int8 / e
 OpenVINO: {h.escape(rep["openvino"]["status"])}.</p>
 <table><tr>{head}</tr>{body}</table>
 <img alt="per-layer divergence" src="data:image/png;base64,{img}">
+{both}
 </body></html>
 """
 
@@ -376,8 +464,12 @@ def int8_report_cmd(
     ),  # fmt: skip
     openvino: bool = typer.Option(True, "--openvino/--no-openvino", help="OpenVINO SQNR too."),
     threads: int = typer.Option(2, "--threads", help="Threads for ORT and OpenVINO."),
+    compare: Path | None = typer.Option(
+        None, "--compare", help="A report JSON (--json) of another artifact to show side by side."
+    ),
 ) -> None:
     """Which layer makes an int8 artifact diverge from fp32: SQNR and sensitivity per layer."""
+    base = load_report(compare) if compare else None
     for p, what in ((json_out, "--json"), (html, "--html"), (png, "--png")):
         if p is not None and p.is_dir():
             raise LightsegError(f"{what} {p} is a directory, not a file")
@@ -389,10 +481,13 @@ def int8_report_cmd(
     )  # fmt: skip
     print_table(rep)
     chart = chart_png(rep) if (html or png) else b""
+    pair = (base, side_by_side_png(base, rep)) if base and (html or png) else None
+    if base:
+        print_side_by_side(base, rep)
     for path, write in (
         (json_out, lambda p: atomic_write_text(p, json.dumps(json_safe(rep), indent=2) + "\n")),
-        (png, lambda p: atomic_write_bytes(p, chart)),
-        (html, lambda p: atomic_write_text(p, html_report(rep, chart))),
+        (png, lambda p: atomic_write_bytes(p, pair[1] if pair else chart)),
+        (html, lambda p: atomic_write_text(p, html_report(rep, chart, pair))),
     ):
         if path:
             write(path)

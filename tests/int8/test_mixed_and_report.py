@@ -150,3 +150,28 @@ def test_cli_writes_json_png_and_html(tiny_export, tmp_path, capsys):
     rc = main(["int8-report", str(tiny_export.root), "--artifact", "onnx-fp32"])
     err = capsys.readouterr().err
     assert rc == 2 and "int8" in err and len(err.strip().splitlines()) == 1
+
+
+def test_compare_shows_two_artifacts_side_by_side(tiny_export, tmp_path, capsys):
+    from lightseg.cli import main
+
+    root = str(tiny_export.root)
+    args = ["--n", "2", "--no-sensitivity", "--no-openvino"]
+    assert main(["int8-report", root, *args, "--json", str(tmp_path / "naive.json")]) == 0
+    capsys.readouterr()
+    rc = main(["int8-report", root, "--artifact", "onnx-int8-mixed", *args, "--compare",
+               str(tmp_path / "naive.json"), "--png", str(tmp_path / "both.png"), "--html",
+               str(tmp_path / "both.html")])  # fmt: skip
+    out = capsys.readouterr().out
+    assert rc == 0 and "onnx-int8 vs onnx-int8-mixed" in " ".join(out.split())
+    naive = json.loads((tmp_path / "naive.json").read_text())
+    mixed = D.build_report(tiny_export.root, "onnx-int8-mixed", n=2, sensitivity=False,
+                           openvino=False)  # fmt: skip
+    pairs = D.paired_units(naive, mixed)
+    assert len(pairs) == 24 and all(a["op"] == b["op"] for a, b in pairs)
+    assert (tmp_path / "both.png").read_bytes()[:4] == b"\x89PNG"
+    assert "Side by side" in (tmp_path / "both.html").read_text()
+    (tmp_path / "bad.json").write_text('{"kind": "something else"}')
+    rc = main(["int8-report", root, *args, "--compare", str(tmp_path / "bad.json")])
+    err = capsys.readouterr().err
+    assert rc == 2 and "not a lightseg int8-report" in err and len(err.strip().splitlines()) == 1
