@@ -28,7 +28,8 @@ def _size(n: int) -> str:
 
 
 def print_manifest(m, out: Path) -> None:
-    """The artifacts table, skipped targets, and a failed verification as GateFailed."""
+    """The artifacts table, skipped targets, artifacts not built, and a failed verification as
+    GateFailed."""
     from lightseg.export.verify import describe
 
     t = Table("artifact", "size", "precision", "verification", "time", title=escape(str(out)))
@@ -38,6 +39,8 @@ def print_manifest(m, out: Path) -> None:
     console.print(t)
     for name, why in m.extra.get("skipped_targets", {}).items():
         console.print(f"skipped {name}: {why}", highlight=False, markup=False)
+    for name, why in m.extra.get("not_built", {}).items():
+        console.print(f"not built {name}: {why}", highlight=False, markup=False)
     console.print(f"wrote {out / 'manifest.json'}")
 
 

@@ -46,6 +46,7 @@ class ExportContext:
     cache_dir: Path | None = None  # scratch space shared by steps (e.g. calibration ranges)
     files: dict[str, Path] = field(default_factory=dict)
     artifacts: dict[str, Artifact] = field(default_factory=dict)
+    not_built: dict[str, str] = field(default_factory=dict)  # artifact -> why its step built none
     export_model: object = field(init=False, repr=False)  # what the converters convert
     fold: dict = field(init=False, repr=False)  # fold_swish_beta's report ({}: no Swish)
 

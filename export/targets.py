@@ -80,6 +80,17 @@ TARGETS: dict[str, Target] = {
             "macOS only: Core ML prediction needs macOS (Linux checks the spec)",
         ),
         Target(
+            "iphone-coreml-int8",
+            "iPhone (Core ML, Neural Engine), compressed weights / W8A8: int8 or 6-bit palettized "
+            "weights (iOS 16+), int8 activations and weights (iOS 17+; calibrated on macOS)",
+            ("coreml-fp16", "coreml-int8w", "coreml-palettized", "coreml-w8a8"),
+            ("coreml-fp16", "coreml-int8w", "coreml-palettized", "coreml-w8a8"),
+            ("coremltools",),
+            "pip install 'lightseg[coreml]' (coremltools==9.0)",
+            "macOS only: Core ML prediction (and W8A8 calibration) needs macOS; Linux checks the "
+            "spec, the compressed weights and the sizes",
+        ),
+        Target(
             "jetson-trt-fp16",
             "NVIDIA Jetson, TensorRT fp16 engine (built on the device)",
             ("onnx", "trt-fp16"),
@@ -120,12 +131,13 @@ TARGETS: dict[str, Target] = {
         ),
         Target(
             "x86-openvino",
-            "x86 server, OpenVINO IR fp32 and int8",
+            "x86 server, OpenVINO IR fp32 and int8 (ORT QDQ; NNCF PTQ where installed)",
             ("onnx", "int8", "openvino-fp32", "openvino-int8"),
-            ("openvino-fp32", "openvino-int8"),
+            ("openvino-fp32", "openvino-int8", "openvino-int8-nncf"),
             ORT + ("openvino",),
             "pip install 'lightseg[openvino]'",
             "yes (OpenVINO CPU plugin, precision pinned f32)",
+            (("openvino-int8-nncf", "nncf"),),
         ),
         Target(
             "android-executorch",
@@ -186,6 +198,7 @@ def _steps() -> dict[str, Callable[[ExportContext], None]]:
     from lightseg.export import coreml, executorch, litert, openvino, ort_mobile, quantize, tensorrt
     from lightseg.export import onnx as lonnx
     from lightseg.export.int8_mixed import build_int8_mixed
+    from lightseg.export.nncf_int8 import build as build_nncf_int8
 
     return {
         "onnx": lonnx.build,
@@ -197,12 +210,16 @@ def _steps() -> dict[str, Callable[[ExportContext], None]]:
         "ort-int8": lambda c: ort_mobile.build(c, "int8"),
         "coreml-fp16": lambda c: coreml.build(c, "fp16"),
         "coreml-fp32": lambda c: coreml.build(c, "fp32"),
+        "coreml-int8w": lambda c: coreml.build_compressed(c, "int8w"),
+        "coreml-palettized": lambda c: coreml.build_compressed(c, "palettized"),
+        "coreml-w8a8": lambda c: coreml.build_compressed(c, "w8a8"),
         "trt-fp16": lambda c: tensorrt.build(c, "fp16"),
         "trt-int8": lambda c: tensorrt.build(c, "int8"),
         "openvino-fp32": lambda c: openvino.build(c, "fp32"),
         "openvino-int8": lambda c: openvino.build(c, "int8"),
         "openvino-bf16": openvino.build_bf16,
         "openvino-int8-mixed": openvino.build_int8_mixed,
+        "openvino-int8-nncf": build_nncf_int8,
         "executorch-fp32": lambda c: executorch.build(c, "fp32"),
         "executorch-int8": lambda c: executorch.build(c, "int8"),
         "litert-fp32": lambda c: litert.build(c, "fp32"),
@@ -510,6 +527,7 @@ def export(
         manifest.lightseg_version = ctx.version
         manifest.extra = {
             "skipped_targets": skipped,
+            "not_built": ctx.not_built,
             "step_seconds": timings,
             "input_sets": {"verification": vset.describe(), "calibration": calib_src},
             "calibration": {"method": calibration, "data": calib_src},
@@ -536,7 +554,7 @@ def doctor() -> list[dict]:
                 else "readiness check + build script only (TensorRT not installed; "
                 "engines are built on the Jetson)"
             ) + ("" if not miss else f"; {', '.join(miss)} missing")
-        if t.name == "iphone-coreml-fp16" and platform.system() == "Darwin":
+        if t.name.startswith("iphone-coreml") and platform.system() == "Darwin":
             run = "yes (macOS)"
         rows.append({"target": t.name, "device": t.device, "build": build, "run": run})
     return rows
