@@ -143,6 +143,11 @@ def cache_key(cands: list[Artifact], threads: int, effort: Effort) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
+#: Artifact options that say which layers run at which precision: mixed precision's per-layer
+#: choices and the calibration, carried into each candidate's evidence.
+LAYER_CHOICES = ("calibration", "float_units", "float_macs", "a16_tensors")
+
+
 def _row(v, b: dict | None, art: Artifact) -> dict:
     """One candidate's evidence: the judge's verdict with CIs and the latency with noise."""
     timed = b is not None and b["status"] == "ok"
@@ -165,6 +170,7 @@ def _row(v, b: dict | None, art: Artifact) -> dict:
         "stable": b.get("stable") if timed else None,
         "speedup_vs_pytorch": b.get("speedup_vs_reference") if timed else None,
         "size_bytes": art.size_bytes,
+        "layers": {k: art.options[k] for k in LAYER_CHOICES if k in art.options},
         "passed": ok and (timed or b is None),
     }
 

@@ -68,6 +68,16 @@ def test_keep_must_be_known(probe):
         search(probe, [], _gate(None), keep="fp8")
 
 
+def test_the_auto_tune_evidence_carries_the_per_layer_choices(tiny_export):
+    from lightseg.pipeline.autotune import _row
+
+    o = tiny_export.artifact("onnx-int8-mixed").options
+    layers = _row(None, None, tiny_export.artifact("onnx-int8-mixed"))["layers"]
+    assert layers["float_units"] == o["float_units"] and layers["float_macs"] == o["float_macs"]
+    assert layers["calibration"] == "minmax" and layers["a16_tensors"] == o["a16_tensors"]
+    assert "float_units" not in _row(None, None, tiny_export.artifact("onnx-fp32"))["layers"]
+
+
 def test_the_mixed_artifact_records_its_search_and_its_float_nodes_are_float(tiny_export):
     art = tiny_export.artifact("onnx-int8-mixed")
     o = art.options
