@@ -57,7 +57,27 @@ def test_three_step_run_saves_a_loadable_checkpoint(tmp_path):
     assert 0.0 <= ck.meta["metrics"]["dice_q_vs_own_fp32_mean"] <= 1.0
 
 
+def test_consistency_loss_changes_the_training_and_is_recorded(tmp_path):
+    torch.manual_seed(0)
+    src = tmp_path / "tiny"
+    save_checkpoint(random_bn(create_model("lightunet", base=4)), src, "lightunet",
+                    Preprocessing(size=32))  # fmt: skip
+    weights, runs = [], {}
+    for w in (0.0, 1.0):
+        runs[w] = run_qat(str(src), tmp_path / f"run{w}", steps=2, batch=2, crop=16,
+                          freeze_after=1, train_n=8, val_n=4, val_every=2, device="cpu",
+                          consistency=w, say=lambda _: None)  # fmt: skip
+        ck = load_checkpoint(tmp_path / f"run{w}" / "last")
+        weights.append(torch.cat([p.flatten() for p in ck.model.parameters()]))
+        assert 0.0 <= runs[w]["best_worst_slice"] <= runs[w]["best_dice_q_vs_own_fp32"] <= 1.0
+    assert not torch.equal(weights[0], weights[1])  # same seed and data: only the loss differs
+    assert runs[1.0]["settings"]["loss"].endswith("+ 1.0 x MSE(fake-quant margin, float margin)")
+    assert runs[0.0]["settings"]["loss"] == "lightseg.train.loss_fn"
+
+
 def test_bad_settings_are_one_line_errors(tmp_path):
+    with pytest.raises(LightsegError, match="consistency"):
+        run_qat("default", tmp_path, steps=1, consistency=float("nan"))
     with pytest.raises(LightsegError, match="seed"):
         run_qat("default", tmp_path, steps=1, seed=202)
     with pytest.raises(LightsegError, match="device"):
