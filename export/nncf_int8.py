@@ -10,13 +10,9 @@ saved like :mod:`lightseg.export.openvino` saves IR (fp32 constants kept, atomic
 
 from __future__ import annotations
 
-import os
-import tempfile
-from pathlib import Path
-
 from lightseg.errors import BackendUnavailable, LightsegError
 from lightseg.export.context import ExportContext, artifact, timer
-from lightseg.export.openvino import _ov
+from lightseg.export.openvino import _ov, save_ir
 
 INSTALL = "NNCF int8 needs: pip install 'lightseg[openvino]' (openvino, nncf==3.4.0)"
 NAME = "openvino-int8-nncf"
@@ -64,15 +60,9 @@ def build(ctx: ExportContext) -> None:
     ov = _ov()
     nncf = _nncf()
     src = ctx.files["onnx-fp32"]
-    folder = ctx.out / "openvino"
-    xml = folder / "model-int8-nncf.xml"
+    xml = ctx.out / "openvino" / "model-int8-nncf.xml"
     with timer() as t:
-        model = quantize(ov.convert_model(str(src)), ctx.calib, ctx.calibration)
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=".ov.", dir=folder) as tmp:
-            ov.save_model(model, str(Path(tmp) / xml.name), compress_to_fp16=False)
-            os.replace(Path(tmp) / xml.with_suffix(".bin").name, xml.with_suffix(".bin"))
-            os.replace(Path(tmp) / xml.name, xml)  # the .xml last: it names a complete pair
+        save_ir(ov, quantize(ov.convert_model(str(src)), ctx.calib, ctx.calibration), xml)
     artifact(
         ctx,
         NAME,

@@ -26,6 +26,16 @@ def _ov():
     return ov
 
 
+def save_ir(ov, model, xml: Path) -> None:
+    """Save ``model`` as ``xml`` + ``.bin`` with fp32 constants, atomically: both are written in
+    a temporary folder beside them and moved in, the ``.xml`` last (it names a complete pair)."""
+    xml.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".ov.", dir=xml.parent) as tmp:
+        ov.save_model(model, str(Path(tmp) / xml.name), compress_to_fp16=False)
+        os.replace(Path(tmp) / xml.with_suffix(".bin").name, xml.with_suffix(".bin"))
+        os.replace(Path(tmp) / xml.name, xml)
+
+
 def build(ctx: ExportContext, precision: str, variant: str = "") -> None:
     """openvino/model-<precision><variant>.xml + .bin from onnx-<precision><variant>.
 
@@ -34,15 +44,9 @@ def build(ctx: ExportContext, precision: str, variant: str = "") -> None:
     ov = _ov()
     name = f"{precision}{variant}"
     src = ctx.files[f"onnx-{name}"]
-    folder = ctx.out / "openvino"
-    xml = folder / f"model-{name}.xml"
+    xml = ctx.out / "openvino" / f"model-{name}.xml"
     with timer() as t:
-        model = ov.convert_model(str(src))
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryDirectory(prefix=".ov.", dir=folder) as tmp:
-            ov.save_model(model, str(Path(tmp) / xml.name), compress_to_fp16=False)
-            os.replace(Path(tmp) / xml.with_suffix(".bin").name, xml.with_suffix(".bin"))
-            os.replace(Path(tmp) / xml.name, xml)  # the .xml last: it names a complete pair
+        save_ir(ov, ov.convert_model(str(src)), xml)
     artifact(
         ctx,
         f"openvino-{name}",
