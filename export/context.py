@@ -3,7 +3,9 @@
 Converters take ``ctx.export_model``: the checkpoint's model with the learnable Swish beta folded
 (``fold_swish_beta``), so every runtime sees a plain SiLU (ORT Mobile fuses it, int8 quantizers
 see no extra Mul). ``ctx.ref`` stays the original model's output, so verification proves the
-fold; every artifact records it in its options (``swish_beta``).
+fold; every artifact records it in its options (``swish_beta``). With ``equalize`` the decoder's
+concats are equalised too (:func:`lightseg.models.equalize.equalize_concats`, exact in fp32, its
+ranges from ``calib``), recorded as ``equalized``.
 """
 
 from __future__ import annotations
@@ -44,25 +46,35 @@ class ExportContext:
     threads: int = 2
     version: str = ""
     cache_dir: Path | None = None  # scratch space shared by steps (e.g. calibration ranges)
+    equalize: bool = False  # equalise the decoder concats (int8 resolution of the skips)
     files: dict[str, Path] = field(default_factory=dict)
     artifacts: dict[str, Artifact] = field(default_factory=dict)
     not_built: dict[str, str] = field(default_factory=dict)  # artifact -> why its step built none
     export_model: object = field(init=False, repr=False)  # what the converters convert
     fold: dict = field(init=False, repr=False)  # fold_swish_beta's report ({}: no Swish)
+    equalized: dict = field(init=False, repr=False)  # equalize_concats' report ({}: not asked)
 
     def __post_init__(self) -> None:
         from lightseg.models import fold_swish_beta
+        from lightseg.models.equalize import equalize_concats
 
         self.export_model, self.fold = fold_swish_beta(self.model)
+        self.equalized = {}
+        if self.equalize:
+            self.export_model, self.equalized = equalize_concats(self.export_model, self.calib)
 
-    def swish_option(self) -> dict:
-        """``{"swish_beta": "folded"}``, or the activations kept unfolded; {} without Swish."""
-        if not self.fold:
-            return {}
-        kept = sorted(self.fold["kept"])
-        return {
-            "swish_beta": {"kept": kept, "folded": len(self.fold["folded"])} if kept else "folded"
-        }
+    def model_options(self) -> dict:
+        """What the exact transforms did: ``swish_beta`` ("folded", or the activations kept
+        unfolded; absent without Swish) and ``equalized`` (per Up block; absent unless asked)."""
+        opts: dict = {}
+        if self.fold:
+            kept = sorted(self.fold["kept"])
+            opts["swish_beta"] = (
+                {"kept": kept, "folded": len(self.fold["folded"])} if kept else "folded"
+            )
+        if self.equalized:
+            opts["equalized"] = self.equalized
+        return opts
 
     @property
     def x(self) -> np.ndarray:
@@ -90,7 +102,7 @@ def artifact(
     ``files``: the other files it needs to run (hashed too; the size counts them).
     """
     kw.setdefault("inputs", ctx.io()["inputs"])
-    kw["options"] = {**kw.get("options", {}), **ctx.swish_option()}
+    kw["options"] = {**kw.get("options", {}), **ctx.model_options()}
     kw.setdefault("outputs", ctx.io()["outputs"])
     a = Artifact(
         name=name,

@@ -41,9 +41,12 @@ def build(ctx: ExportContext, precision: str, variant: str = "") -> None:
 
     ``variant`` "-mixed": the mixed-precision int8 ONNX (its float layers stay float here too).
     """
+    from lightseg.export.quantize import LAYER_OPTIONS
+
     ov = _ov()
     name = f"{precision}{variant}"
     src = ctx.files[f"onnx-{name}"]
+    src_options = ctx.artifacts[f"onnx-{name}"].options if f"onnx-{name}" in ctx.artifacts else {}
     xml = ctx.out / "openvino" / f"model-{name}.xml"
     with timer() as t:
         save_ir(ov, ov.convert_model(str(src)), xml)
@@ -59,6 +62,7 @@ def build(ctx: ExportContext, precision: str, variant: str = "") -> None:
         options={
             "source": src.name,
             "compress_to_fp16": False,
+            **{k: src_options[k] for k in LAYER_OPTIONS if k in src_options},
         },
         files=[xml.with_suffix(".bin")],
         **ctx.io("batch"),

@@ -25,6 +25,12 @@ DYNAMIC_REFUSAL = (
 )
 
 
+#: Artifact options that say which layers run at which precision (mixed precision's choices and
+#: the calibration); artifacts converted from an int8 ONNX carry them over, the auto-tune shows
+#: them in each candidate's evidence.
+LAYER_OPTIONS = ("calibration", "float_units", "float_macs", "a16_tensors")
+
+
 def ort_tools() -> dict:
     import onnxruntime
 

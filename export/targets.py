@@ -461,13 +461,15 @@ def export(
     calib_data: str | Path | None = None,
     n_verify: int | None = None,
     threads: int = 2,
+    equalize: bool = False,
     progress: Callable[[str], None] | None = None,
 ) -> Manifest:
     """Export ``checkpoint`` (None = the shipped one) for ``targets`` into ``out``.
 
     Returns the written :class:`Manifest`. Defaults: opset 17, minmax calibration on the
     ``calibration`` set (128 lesion-rich slices), verification on the ``verification`` set
-    (its default size).
+    (its default size). ``equalize``: equalise the decoder concats before every converter
+    (exact in fp32; :mod:`lightseg.models.equalize`).
     """
     from lightseg.checkpoint import load_checkpoint
     from lightseg.export.onnx import check_opset
@@ -491,6 +493,11 @@ def export(
             "--calibration trained needs a QAT checkpoint (one made by lightseg qat); "
             "this one has no trained activation ranges"
         )
+    if calibration == "trained" and equalize:
+        raise LightsegError(
+            "--equalize rescales the tensors a QAT checkpoint's trained ranges describe; "
+            "use it with minmax, entropy or percentile calibration"
+        )
     pre = ckpt.preprocessing
     calib, calib_src = _calibration(pre, calib_data, calib_n)  # validated before touching out
     vset = input_set("verification", pre, n_verify)
@@ -513,6 +520,7 @@ def export(
             activation_ranges=ranges if calibration == "trained" else None,
             threads=threads,
             version=_version(),
+            equalize=equalize,
         )
         build = [n for n in names if n not in skipped]
         steps = list(dict.fromkeys(["onnx"] + [s for n in build for s in target_steps(TARGETS[n])]))
@@ -530,7 +538,7 @@ def export(
             "not_built": ctx.not_built,
             "step_seconds": timings,
             "input_sets": {"verification": vset.describe(), "calibration": calib_src},
-            "calibration": {"method": calibration, "data": calib_src},
+            "calibration": {"method": calibration, "data": calib_src, "equalize": equalize},
             "threads": threads,
             "host": f"{platform.system()} {platform.machine()}",
         }

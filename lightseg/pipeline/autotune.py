@@ -47,7 +47,14 @@ def variant(base: Artifact, suffix: str, run_with: dict, precision: str | None =
 
 
 def _openvino_modes(m: Manifest) -> list[Artifact]:
-    """OpenVINO IRs, each also in PERFORMANCE and ACCURACY execution mode (bf16 where fp32)."""
+    """OpenVINO IRs, each also in PERFORMANCE and ACCURACY execution mode, and int8 IRs also with
+    their float parts in bf16 (``-bf16``, still judged as int8).
+
+    The runner pins INFERENCE_PRECISION_HINT (f32, bf16 for bf16 artifacts), and a pinned hint
+    wins over PERFORMANCE mode, so the mode variants keep f32; bf16 float parts (what OpenVINO
+    does by default on AMX) are their own variant. Where the CPU has no bf16, OpenVINO runs f32
+    and the runner's ``info`` says so.
+    """
     out = []
     for a in m.artifacts:
         if a.backend != "openvino" or VARIANT in a.options:
@@ -55,6 +62,8 @@ def _openvino_modes(m: Manifest) -> list[Artifact]:
         out.append(a)
         for mode in ("PERFORMANCE", "ACCURACY"):
             out.append(variant(a, mode.lower(), {"EXECUTION_MODE_HINT": mode}))
+        if a.precision == "int8":
+            out.append(variant(a, "bf16", {"INFERENCE_PRECISION_HINT": "bf16"}))
     return out
 
 
@@ -143,13 +152,10 @@ def cache_key(cands: list[Artifact], threads: int, effort: Effort) -> str:
     return hashlib.sha256(json.dumps(doc, sort_keys=True, default=str).encode()).hexdigest()
 
 
-#: Artifact options that say which layers run at which precision: mixed precision's per-layer
-#: choices and the calibration, carried into each candidate's evidence.
-LAYER_CHOICES = ("calibration", "float_units", "float_macs", "a16_tensors")
-
-
 def _row(v, b: dict | None, art: Artifact) -> dict:
     """One candidate's evidence: the judge's verdict with CIs and the latency with noise."""
+    from lightseg.export.quantize import LAYER_OPTIONS
+
     timed = b is not None and b["status"] == "ok"
     ok = v is not None and v.status == "pass"
     return {
@@ -170,7 +176,7 @@ def _row(v, b: dict | None, art: Artifact) -> dict:
         "stable": b.get("stable") if timed else None,
         "speedup_vs_pytorch": b.get("speedup_vs_reference") if timed else None,
         "size_bytes": art.size_bytes,
-        "layers": {k: art.options[k] for k in LAYER_CHOICES if k in art.options},
+        "layers": {k: art.options[k] for k in LAYER_OPTIONS if k in art.options},
         "passed": ok and (timed or b is None),
     }
 

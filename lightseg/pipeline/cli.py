@@ -29,6 +29,9 @@ def export_cmd(
     calib_data: Path | None = typer.Option(
         None, "--calib-data", help="N x C x S x S float32 .npy."
     ),
+    equalize: bool = typer.Option(
+        False, "--equalize/--no-equalize", help="Equalise the decoder concats (int8; exact)."
+    ),
     threads: int = typer.Option(2, "--threads", help="Threads for verification and timing."),
     peers: bool = typer.Option(True, "--peers/--no-peers", help="x86-auto: tune with peers."),
 ) -> None:
@@ -53,6 +56,7 @@ def export_cmd(
         calib_n=calib_n,
         calib_data=calib_data,
         threads=threads,
+        equalize=equalize,
         progress=say,
     )
     if autopick.TARGET in m.targets:

@@ -76,6 +76,8 @@ def test_the_auto_tune_evidence_carries_the_per_layer_choices(tiny_export):
     assert layers["float_units"] == o["float_units"] and layers["float_macs"] == o["float_macs"]
     assert layers["calibration"] == "minmax" and layers["a16_tensors"] == o["a16_tensors"]
     assert "float_units" not in _row(None, None, tiny_export.artifact("onnx-fp32"))["layers"]
+    ov = tiny_export.artifact("openvino-int8-mixed")  # the IR of the same mix carries its choices
+    assert _row(None, None, ov)["layers"] == layers
 
 
 def test_the_mixed_artifact_records_its_search_and_its_float_nodes_are_float(tiny_export):

@@ -85,8 +85,12 @@ def test_the_judge_gave_a_verdict_with_numbers(ov_export):
 def test_the_openvino_auto_tune_family_takes_it_in_every_mode(ov_export):
     from lightseg.pipeline.autotune import FAMILIES
 
-    names = [a.name for a in FAMILIES["openvino"].select(ov_export)]
-    assert {NAME, f"{NAME}-performance", f"{NAME}-accuracy"} <= set(names)
+    cands = {a.name: a for a in FAMILIES["openvino"].select(ov_export)}
+    assert {NAME, f"{NAME}-performance", f"{NAME}-accuracy", f"{NAME}-bf16"} <= set(cands)
+    bf16 = cands[f"{NAME}-bf16"]  # float parts in bf16, judged by the int8 gate
+    assert bf16.precision == "int8"
+    assert bf16.options["run_with"] == {"INFERENCE_PRECISION_HINT": "bf16"}
+    assert "openvino-fp32-bf16" not in cands  # fp32 in bf16 is the openvino-bf16 artifact
 
 
 def test_without_nncf_the_step_names_the_install(monkeypatch):
@@ -104,3 +108,23 @@ def test_an_empty_calibration_set_is_one_clear_error():
 
     with pytest.raises(LightsegError, match="no images"):
         nncf_int8.quantize(None, np.zeros((0, 3, 32, 32), np.float32))
+
+
+def test_the_bf16_variant_runs_float_parts_in_bf16_where_the_cpu_has_it(ov_export):
+    import openvino as ov
+
+    from lightseg.pipeline.autotune import FAMILIES
+    from lightseg.runtimes.openvino import OpenVinoRunner
+
+    cands = {a.name: a for a in FAMILIES["openvino"].select(ov_export)}
+    x = np.random.default_rng(0).random((1, 3, 32, 32), np.float32)
+    out = {}
+    for name in ("openvino-int8", "openvino-int8-bf16"):
+        with OpenVinoRunner(ov_export, cands[name], threads=2) as r:
+            out[name] = (r.infer(x), r.info["inference_precision"])
+    caps = ov.Core().get_property("CPU", "OPTIMIZATION_CAPABILITIES")
+    assert out["openvino-int8"][1] == "f32"
+    assert out["openvino-int8-bf16"][1] == ("bf16" if "BF16" in caps else "f32")
+    a, b = out["openvino-int8"][0], out["openvino-int8-bf16"][0]
+    assert a.shape == b.shape and np.isfinite(b).all()
+    assert np.abs(a - b).max() <= 0.05 * np.abs(a).max()  # only the float parts' rounding differs
