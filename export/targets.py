@@ -413,7 +413,7 @@ def _draft(ckpt, build: list[str], out: Path) -> Manifest:
     """The export's manifest, a draft until saved: runners check new artifacts against it."""
     return Manifest(
         source={
-            "checkpoint": str(ckpt.path),
+            "checkpoint": str(Path(ckpt.path).resolve()),  # absolute: runs from any folder
             "weights_sha256": ckpt.weights_sha256,
             "architecture": ckpt.arch,
             "config": ckpt.model.config.to_dict(),

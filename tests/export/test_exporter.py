@@ -27,3 +27,19 @@ def test_torchscript_fallback_records_why(make_ctx, tmp_path, monkeypatch):
     assert a.options["exporter"] == "torchscript"
     assert "aten::made_up" in a.options["exporter_fallback_reason"]
     assert (tmp_path / "model.onnx").stat().st_size > 0
+
+
+def test_a_relative_checkpoint_is_recorded_absolute(tiny_checkpoint, tmp_path, monkeypatch):
+    """parity, bench and tune run from any folder: the manifest must not depend on the cwd."""
+    from pathlib import Path
+
+    from lightseg.benchmarks.harness import reference_checkpoint
+    from lightseg.checkpoint import load_checkpoint
+    from lightseg.export.targets import export
+
+    ck = Path(tiny_checkpoint)
+    monkeypatch.chdir(ck.parent)
+    m = export(ck.name, "android-ort-fp32", tmp_path / "out", n_verify=4)
+    assert m.source["checkpoint"] == str(ck.resolve())
+    monkeypatch.chdir(tmp_path)
+    assert load_checkpoint(reference_checkpoint(m)).weights_sha256 == m.source["weights_sha256"]
