@@ -316,8 +316,8 @@ def run_qat(
         raise LightsegError("qat: steps, batch, val-every must be >= 1, freeze >= 0, 0 < lr <= 1")
     if consistency < 0 or not math.isfinite(consistency):
         raise LightsegError("qat: --consistency must be a finite weight >= 0")
-    if seed in (0, 1, 101, 202, 4242) or not 0 < momentum <= 1:
-        raise LightsegError("qat: seed must avoid 0, 1, 101, 202, 4242; 0 < momentum <= 1")
+    if seed in (0, 1, 101, 202, 606, 4242) or not 0 < momentum <= 1:
+        raise LightsegError("qat: seed must avoid 0, 1, 101, 202, 606, 4242; 0 < momentum <= 1")
     if device not in ("auto", "cpu", "cuda"):
         raise LightsegError(f"qat: --device must be auto, cpu or cuda, got {device!r}")
     if device == "auto":

@@ -33,6 +33,9 @@ SETS: dict[str, SetSpec] = {
     # 64: enough slices for a 95% interval of the mean mask Dice to decide an int8 artifact
     # (docs/parity.md); lightseg parity doubles it while a verdict is undecided.
     "verification": SetSpec(202, 64, True, "export verification and lightseg parity"),
+    # The int8 mixed-precision search chooses its float layers here, so that the verification
+    # set (export, parity, auto-tune) judges the chosen mix on slices the search never saw.
+    "search": SetSpec(606, 64, True, "int8 mixed-precision search (disjoint from verification)"),
     "evaluation": SetSpec(4242, 96, None, "held-out evaluation (lesion and lesion-free slices)"),
 }
 

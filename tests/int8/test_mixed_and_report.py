@@ -187,3 +187,16 @@ def test_compare_shows_two_artifacts_side_by_side(tiny_export, tmp_path, capsys)
     rc = main(["int8-report", root, *args, "--compare", str(tmp_path / "bad.json")])
     err = capsys.readouterr().err
     assert rc == 2 and "not a lightseg int8-report" in err and len(err.strip().splitlines()) == 1
+
+
+def test_the_search_never_sees_the_slices_that_judge_the_mix(tiny_export):
+    from lightseg.data.preprocessing import Preprocessing
+    from lightseg.data.sets import input_set
+
+    o = tiny_export.artifact("onnx-int8-mixed").options
+    ver = tiny_export.extra["input_sets"]["verification"]
+    assert o["search_set"]["name"] == "search" and o["search_set"]["n"] == ver["n"]
+    pre = Preprocessing.from_dict(tiny_export.preprocessing)
+    seen = input_set("search", pre, o["search_set"]["n"])
+    judged = input_set("verification", pre, ver["n"])
+    assert not set(seen.volume_seeds) & set(judged.volume_seeds)
