@@ -124,9 +124,13 @@ def trained_ranges(prep: Path, model, ranges: dict[str, list[float]]) -> dict[st
     activations (the input, then each Conv/ConvTranspose/Sigmoid/Mul/Concat output in graph
     order) are matched one to one in order; any count or op mismatch refuses the ranges rather
     than pin one to the wrong tensor.
+    The input gets the window's range (``INPUT_RANGE``) whatever the checkpoint recorded: QAT
+    runs before that range was fixed observed it (the shipped QAT checkpoint: 0 to 0.803), and
+    pinning that would clip every pixel above +182 HU that the fp32 model sees.
     """
     import onnx
 
+    from lightseg.data.preprocessing import INPUT_RANGE
     from lightseg.errors import LightsegError
     from lightseg.qat import QuantSim
 
@@ -145,5 +149,5 @@ def trained_ranges(prep: Path, model, ranges: dict[str, list[float]]) -> dict[st
     for key, (tensor, op) in zip(order, acts, strict=True):
         if QAT_POINT_OPS[key.rsplit("_", 1)[-1]] != op:
             raise LightsegError(f"trained range {key} would land on a {op} output ({tensor})")
-        out[tensor] = tuple(float(v) for v in ranges[key])
+        out[tensor] = INPUT_RANGE if op == "input" else tuple(float(v) for v in ranges[key])
     return out

@@ -17,10 +17,11 @@ the deployed graph: conv -> SiLU with no BN. Then:
 
 Fake quantization uses ``torch.fake_quantize_per_{tensor,channel}_affine`` (straight-through
 gradients inside the range); activation ranges come from moving-average min/max observers that
-freeze after a warm-up. ``tests/qat`` checks the simulation against a real ORT QDQ model of the
-same weights and ranges. The saved result is a normal float lightseg checkpoint (BN-free, plain
-SiLU): it loads with ``load_checkpoint`` and every int8 backend quantizes it with its own PTQ
-calibration (the ranges QAT trained with are kept in the checkpoint's provenance, for the record).
+freeze after a warm-up, except the image's: the window's [0, 1], known in advance.
+``tests/qat`` checks the simulation against a real ORT QDQ model of the same weights and ranges.
+The saved result is a normal float lightseg checkpoint (BN-free, plain SiLU): it loads with
+``load_checkpoint``; its trained ranges are kept in its provenance, and ``lightseg export
+--calibration trained`` pins them instead of calibrating.
 """
 
 from __future__ import annotations
@@ -39,6 +40,7 @@ import typer
 from torch import nn
 
 from lightseg.checkpoint import check_writable, load_checkpoint, save_checkpoint, torch_versions
+from lightseg.data.preprocessing import INPUT_RANGE
 from lightseg.errors import LightsegError
 from lightseg.fileio import atomic_write_text
 from lightseg.models import UNet, fold_batchnorm, fold_swish_beta
@@ -49,7 +51,7 @@ SCHEME = {
     "weights": "int8 symmetric per-channel [-127, 127] (Conv axis 0, ConvTranspose axis 1)",
     "bias": "int32, scale = activation scale x weight scale",
     "activations": "uint8 asymmetric per-tensor on every tensor (conv, sigmoid, mul, concat "
-    "outputs, image, logits); max-pool keeps its input's grid",
+    "outputs, image, logits); the image at the window's [0, 1]; max-pool keeps its input's grid",
     "mirrors": "ONNX Runtime static QDQ U8S8 (lightseg x86-ort-int8)",
     "folded": "Swish beta and BatchNorm folded before training (the deployed graph)",
 }
@@ -65,15 +67,20 @@ class FakeQuant(nn.Module):
     ``momentum=None`` keeps the running extremes (ORT's MinMax calibration); a float is the
     moving-average weight of each new batch's min/max. ``observe`` and ``quantize`` switch the
     two parts (observe without quantizing = calibrating on the float model, as ORT does).
+    ``fixed``: a range known in advance, kept as it is.
     """
 
-    def __init__(self, momentum: float | None = 0.1) -> None:
+    def __init__(
+        self, momentum: float | None = 0.1, fixed: tuple[float, float] | None = None
+    ) -> None:
         super().__init__()
         self.momentum = momentum
+        self.fixed = fixed is not None  # a known range (the image's): never observed
         self.observe = True
         self.quantize = True
-        self.register_buffer("lo", torch.tensor(math.nan))
-        self.register_buffer("hi", torch.tensor(math.nan))
+        lo, hi = fixed or (math.nan, math.nan)
+        self.register_buffer("lo", torch.tensor(lo))
+        self.register_buffer("hi", torch.tensor(hi))
 
     def qparams(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(scale fp32, zero point int32), computed as ORT's compute_scale_zp (float64)."""
@@ -90,7 +97,7 @@ class FakeQuant(nn.Module):
         )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if self.observe:
+        if self.observe and not self.fixed:
             with torch.no_grad():
                 lo, hi = x.detach().min().float(), x.detach().max().float()
                 if torch.isnan(self.lo):
@@ -141,7 +148,10 @@ class QuantSim(nn.Module):
         parts = ("conv0", "sig0", "mid", "conv1", "sig1", "out")
         keys = ["image"] + [f"{p}.{k}" for p in self.dcs for k in parts]
         keys += [f"{n}.{k}" for n in net.up_names for k in ("up", "cat")] + ["logits"]
-        self.fq = nn.ModuleDict({k.replace(".", "_"): FakeQuant(momentum) for k in keys})
+        self.fq = nn.ModuleDict(
+            {k.replace(".", "_"): FakeQuant(momentum, INPUT_RANGE if k == "image" else None)
+             for k in keys}
+        )  # fmt: skip
 
     def q(self, key: str) -> FakeQuant:
         return self.fq[key.replace(".", "_")]

@@ -23,6 +23,10 @@ def _is_number(v: object) -> bool:
     return isinstance(v, (int, float)) and not isinstance(v, bool)
 
 
+#: Every model input lies in this range: the window maps HU onto it and clips.
+INPUT_RANGE = (0.0, 1.0)
+
+
 @dataclass(frozen=True)
 class Preprocessing:
     """Serialisable preprocessing spec. Defaults to a breast-CT window of -300..+300 HU."""
@@ -67,12 +71,12 @@ class Preprocessing:
         return cls(**d)
 
     def window(self, hu: np.ndarray) -> np.ndarray:
-        """Map HU to [0, 1] float32 with the window; NaN is refused."""
+        """Map HU to INPUT_RANGE = [0, 1] float32 with the window; NaN is refused."""
         hu = np.asarray(hu, dtype=np.float32)
         if not np.isfinite(hu).all():
             raise LightsegError("preprocessing: image contains NaN or Inf values")
         lo = self.window_level - self.window_width / 2
-        return np.clip((hu - lo) / self.window_width, 0.0, 1.0).astype(np.float32)
+        return np.clip((hu - lo) / self.window_width, *INPUT_RANGE).astype(np.float32)
 
     def fit_2d(self, a: np.ndarray, order: int = 1) -> np.ndarray:
         """Bring an H x W array to size x size (centre pad/crop, or resize with ``order``)."""
