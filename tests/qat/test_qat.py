@@ -139,15 +139,24 @@ def test_shipped_qat_checkpoint_exports_to_int8(tmp_path):
         pytest.xfail(f"int8 of the QAT checkpoint is {v['status']} on 16 slices: {why}")
 
 
-def test_trained_ranges_reproduce_the_qat_graph_in_ort(tmp_path):
-    """--calibration trained pins QAT's own ranges: ORT's int8 logits are the simulation's."""
-    from lightseg.export.calibrate import as_overrides, trained_ranges
+def tiny_folded(tmp_path: Path) -> tuple[torch.nn.Module, Path]:
+    """A tiny folded light U-Net (seed 1) and its preprocessed 32 px ONNX model."""
     from lightseg.export.onnx import save, torch_to_onnx
-    from lightseg.export.quantize import preprocess, quantize_int8
-    from lightseg.runtimes.ort import run_model
+    from lightseg.export.quantize import preprocess
 
     torch.manual_seed(1)
     net, _ = deployable(random_bn(create_model("lightunet", base=4)))
+    save(torch_to_onnx(net, 3, 32, 17, True), tmp_path / "f.onnx")
+    return net, preprocess(tmp_path / "f.onnx", tmp_path / "p.onnx")
+
+
+def test_trained_ranges_reproduce_the_qat_graph_in_ort(tmp_path):
+    """--calibration trained pins QAT's own ranges: ORT's int8 logits are the simulation's."""
+    from lightseg.export.calibrate import as_overrides, trained_ranges
+    from lightseg.export.quantize import quantize_int8
+    from lightseg.runtimes.ort import run_model
+
+    net, prep = tiny_folded(tmp_path)
     pre = Preprocessing(size=32)
     x = input_set("verification", pre, 8).x
     sim = QuantSim(net, momentum=0.5).eval()  # moving-average ranges: not any PTQ calibration's
@@ -157,8 +166,6 @@ def test_trained_ranges_reproduce_the_qat_graph_in_ort(tmp_path):
             sim(torch.from_numpy(input_set("calibration", pre, 8).x[i : i + 2]))
         sim.set_mode(observe=False, quantize=True)
         y_sim = sim(torch.from_numpy(x)).numpy()
-    save(torch_to_onnx(net, 3, 32, 17, True), tmp_path / "f.onnx")
-    prep = preprocess(tmp_path / "f.onnx", tmp_path / "p.onnx")
     ranges = trained_ranges(prep, net, sim.ranges())
     assert len(ranges) == len(sim.fq)
     quantize_int8(prep, tmp_path / "q.onnx", x[:2], "trained", overrides=as_overrides(ranges),
@@ -177,18 +184,13 @@ def test_the_image_keeps_the_window_range_in_qat_and_at_export(tmp_path):
     """The input's range is known ([0, 1]): QAT never narrows it, and an older checkpoint's
     observed one (the shipped QAT: 0.803) is not pinned: it would clip what fp32 sees."""
     from lightseg.export.calibrate import trained_ranges
-    from lightseg.export.onnx import save, torch_to_onnx
-    from lightseg.export.quantize import preprocess
 
-    torch.manual_seed(1)
-    net, _ = deployable(random_bn(create_model("lightunet", base=4)))
+    net, prep = tiny_folded(tmp_path)
     sim = QuantSim(net, momentum=0.5)
     with torch.no_grad():
         sim(0.5 * torch.from_numpy(input_set("calibration", Preprocessing(size=32), 2).x))
     ranges = sim.ranges()
     assert ranges["image"] == [0.0, 1.0] and ranges["inc_conv0"][1] < 1e3
-    save(torch_to_onnx(net, 3, 32, 17, True), tmp_path / "f.onnx")
-    prep = preprocess(tmp_path / "f.onnx", tmp_path / "p.onnx")
     pinned = trained_ranges(prep, net, {**ranges, "image": [0.0, 0.803]})
     assert list(pinned.values())[0] == (0.0, 1.0)
     assert pinned == trained_ranges(prep, net, ranges)
