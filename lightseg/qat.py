@@ -311,6 +311,8 @@ def run_qat(
     device: str = "auto",
     say=print,
     consistency: float = 0.0,
+    range_n: int = 8,
+    range_lesion_fraction: float = 0.7,
 ) -> dict:
     """Fine-tune ``init`` under fake quantization; writes ``out/best``, ``out/last`` (float
     checkpoints) and ``out/summary.json``. ``best``: the highest worst-slice (then mean) Dice of
@@ -319,11 +321,15 @@ def run_qat(
     ``device``: "auto" (CUDA when available, else CPU), "cpu" or "cuda". ``consistency``: weight
     of a second loss, the mean squared difference of the fake-quant and the float logit margins
     (logit 1 - logit 0) of the same weights: what the int8 gate judges (an artifact against its
-    own float model), trained directly."""
+    own float model), trained directly. ``range_n`` full slices (``range_lesion_fraction`` of them
+    with a lesion) initialise the activation ranges; ``freeze_after=0`` keeps those ranges
+    as they are for the whole run (no observing on the training crops)."""
     from lightseg.data.dataset import build_dataset
 
     if steps < 1 or batch < 1 or val_every < 1 or freeze_after < 0 or not 0 < lr <= 1:
         raise LightsegError("qat: steps, batch, val-every must be >= 1, freeze >= 0, 0 < lr <= 1")
+    if range_n < 1 or not 0 <= range_lesion_fraction <= 1:
+        raise LightsegError("qat: --range-init must be >= 1, --range-lesion-fraction in [0, 1]")
     if consistency < 0 or not math.isfinite(consistency):
         raise LightsegError("qat: --consistency must be a finite weight >= 0")
     if seed in (0, 1, 101, 202, 606, 4242) or not 0 < momentum <= 1:
@@ -349,7 +355,10 @@ def run_qat(
     val_x, val_y = stack_dataset(
         build_dataset("synth", pre, val_n, seed + 1000, per_volume=2), val_n
     )
-    cal_x, _ = stack_dataset(build_dataset("synth", pre, 8, seed + 2000, per_volume=2), 8)
+    range_ds = build_dataset(
+        "synth", pre, range_n, seed + 2000, False, range_lesion_fraction, None, 2
+    )
+    cal_x, _ = stack_dataset(range_ds, range_n)
     init_masks = _masks(ck.model.to(dev).eval(), val_x)
     init_gt = evaluate(sim, init_masks, val_x, val_y)["lesion_dice_fp32"]  # folded = init
     sim.set_mode(True, False)  # PTQ-like start: ranges from full slices on the float model
@@ -359,7 +368,7 @@ def run_qat(
         _masks(sim, cal_x)
     for m in sim.fq.values():
         m.momentum = momentum
-    sim.set_mode(True, True)
+    sim.set_mode(freeze_after > 0, True)
 
     opt = torch.optim.AdamW(net.parameters(), lr=lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, _lr(steps, min(20, steps // 10 + 1)))
@@ -378,6 +387,7 @@ def run_qat(
             "schedule": "cosine",
             "optimizer": "AdamW wd 1e-4",
             "freeze_ranges_after": freeze_after,
+            "range_init": f"{range_n} full slices, lesion fraction {range_lesion_fraction}",
             "momentum": momentum,
             "amp": "bf16" if amp else "off",
             "loss": "lightseg.train.loss_fn"
@@ -385,7 +395,7 @@ def run_qat(
         },  # fmt: skip
         "data": (
             f"synthetic phantoms: {train_n} training slices (seed {seed}, crops {crop}), "
-            f"validation {val_n} (seed {seed + 1000}), range init 8 (seed {seed + 2000})"
+            f"validation {val_n} (seed {seed + 1000}), range init {range_n} (seed {seed + 2000})"
         ),
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",
         "machine": platform.processor() or platform.machine(),
@@ -447,7 +457,9 @@ def qat_cmd(
     batch: int = typer.Option(8, help="Batch size."),
     crop: int = typer.Option(128, help="Training crop size; 0 = full slices."),
     lr: float = typer.Option(1e-4, help="Peak learning rate (AdamW, cosine)."),
-    freeze_after: int = typer.Option(50, help="Freeze the activation ranges after N steps."),
+    freeze_after: int = typer.Option(
+        50, help="Freeze the activation ranges after N steps (0: keep the initial ranges)."
+    ),
     train_n: int = typer.Option(400, help="Distinct training slices."),
     val_n: int = typer.Option(24, help="Validation slices (full size)."),
     val_every: int = typer.Option(50, help="Validate and checkpoint every N steps."),
@@ -458,10 +470,15 @@ def qat_cmd(
     consistency: float = typer.Option(
         0.0, help="Weight of MSE(fake-quant logit margin, float logit margin); 0 = off."
     ),
+    range_init: int = typer.Option(8, help="Full slices that initialise the activation ranges."),
+    range_lesion_fraction: float = typer.Option(
+        0.7, help="Fraction of the range-init slices with a lesion (the rest lesion-free)."
+    ),
 ) -> None:
     """Quantization-aware fine-tuning: OUT/best is a float checkpoint robust to int8 export."""
     s = run_qat(
         init, out, steps, batch, crop or None, lr, freeze_after, 0.1, train_n, val_n,
         val_every, seed, amp, threads or None, device, say=typer.echo, consistency=consistency,
+        range_n=range_init, range_lesion_fraction=range_lesion_fraction,
     )  # fmt: skip
     typer.echo(f"best fake-quant mask Dice vs own fp32 {s['best_dice_q_vs_own_fp32']:.4f}; {out}")

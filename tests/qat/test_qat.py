@@ -75,6 +75,28 @@ def test_consistency_loss_changes_the_training_and_is_recorded(tmp_path):
     assert runs[0.0]["settings"]["loss"] == "lightseg.train.loss_fn"
 
 
+def test_frozen_ranges_come_from_the_range_init_slices(tmp_path):
+    """--freeze-after 0 keeps the ranges of the full range-init slices; more slices widen them."""
+    torch.manual_seed(0)
+    src = tmp_path / "tiny"
+    save_checkpoint(random_bn(create_model("lightunet", base=4)), src, "lightunet",
+                    Preprocessing(size=32))  # fmt: skip
+
+    def ranges(run: str, steps: int, freeze: int, n: int) -> dict[str, list[float]]:
+        s = run_qat(str(src), tmp_path / run, steps=steps, batch=2, crop=16, freeze_after=freeze,
+                    train_n=8, val_n=4, val_every=1, device="cpu", range_n=n,
+                    range_lesion_fraction=0.5, say=lambda _: None)  # fmt: skip
+        assert s["settings"]["range_init"] == f"{n} full slices, lesion fraction 0.5"
+        return load_checkpoint(tmp_path / run / "last").meta["provenance"]["activation_ranges"]
+
+    few, frozen1, frozen3 = ranges("a", 3, 0, 2), ranges("b", 1, 0, 8), ranges("c", 3, 0, 8)
+    assert frozen1 == frozen3  # never observed the training crops
+    assert ranges("d", 3, 2, 8) != frozen3  # observing for two steps moves them
+    for k, (lo, hi) in few.items():  # the union over 8 slices holds the one over their first 2
+        assert frozen3[k][0] <= lo and frozen3[k][1] >= hi
+    assert any(frozen3[k] != few[k] for k in few)
+
+
 def test_bad_settings_are_one_line_errors(tmp_path):
     with pytest.raises(LightsegError, match="consistency"):
         run_qat("default", tmp_path, steps=1, consistency=float("nan"))
@@ -82,6 +104,8 @@ def test_bad_settings_are_one_line_errors(tmp_path):
         run_qat("default", tmp_path, steps=1, seed=202)
     with pytest.raises(LightsegError, match="device"):
         run_qat("default", tmp_path, steps=1, device="tpu")
+    with pytest.raises(LightsegError, match="range"):
+        run_qat("default", tmp_path, steps=1, range_lesion_fraction=1.5)
 
 
 def test_fake_quant_equals_ort_qdq(tmp_path):
