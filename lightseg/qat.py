@@ -356,7 +356,7 @@ def run_qat(
         build_dataset("synth", pre, val_n, seed + 1000, per_volume=2), val_n
     )
     range_ds = build_dataset(
-        "synth", pre, range_n, seed + 2000, False, range_lesion_fraction, None, 2
+        "synth", pre, range_n, seed + 2000, lesion_fraction=range_lesion_fraction, per_volume=2
     )
     cal_x, _ = stack_dataset(range_ds, range_n)
     init_masks = _masks(ck.model.to(dev).eval(), val_x)
