@@ -45,13 +45,15 @@ def test_int8_calibrated_on_blank_images_fails_the_strict_gate(judged):
     assert v.metrics["confident_flips"] > 0
 
 
-def test_int8_calibrated_on_the_calibration_set_is_undecided_on_64_slices(judged):
+def test_int8_calibrated_on_the_calibration_set_holds_every_observed_gate(judged):
     """Well calibrated, the tiny model's int8 masks hold every observed gate (boundaries within
-    a pixel, no confident flip, no large slice below 0.95), but 64 slices cannot tell whether it
-    keeps 99.5% of the reference's task Dice (measured: ratio 0.9976, CI 0.993-1.002)."""
+    a pixel, no confident flip, no large slice below 0.95). Whether 64 slices also decide that it
+    keeps 99.5% of the reference's task Dice depends on the CPU's int8 kernels: measured ratio
+    0.9976, CI 0.993-1.002 (undecided) on Intel with AMX; CI 0.9966-1.0014 (pass) on AMD EPYC."""
     v = judged["calibrated"]
-    assert v.status == "undecided", v.reason()
-    assert [c.metric for c in v.checks if c.status != "pass"] == ["gt_dice_ratio"]
+    assert not v.failures(), v.reason()
+    assert [c.metric for c in v.checks if c.status == "undecided"] in ([], ["gt_dice_ratio"])
     lo, hi = v.ci["gt_dice_ratio"]
-    assert lo < 0.995 <= hi and v.metrics["gt_dice_ratio"] >= 0.995
+    assert lo <= v.metrics["gt_dice_ratio"] <= hi and v.metrics["gt_dice_ratio"] >= 0.995
+    assert v.status == ("undecided" if lo < 0.995 else "pass"), v.reason()
     assert v.metrics["small_boundary_max"] <= 1.0 and v.metrics["confident_flips"] == 0
