@@ -276,6 +276,22 @@ def evaluate(sim: QuantSim, init_masks: np.ndarray, x: np.ndarray, y: np.ndarray
     }
 
 
+#: The consistency losses (fake-quant vs float logits of the same weights) and their names.
+CONSISTENCY = {
+    "mse": "MSE(fake-quant margin, float margin)",
+    "kl": "KL(float || fake-quant class probabilities)",
+}
+
+
+def consistency_loss(q: torch.Tensor, f: torch.Tensor, kind: str) -> torch.Tensor:
+    """Per-pixel mean gap of fake-quant logits ``q`` and float logits ``f`` (N x 2 x H x W)."""
+    q, f = q.float(), f.float()
+    if kind == "kl":
+        log_q, log_f = F.log_softmax(q, 1), F.log_softmax(f, 1)
+        return (log_f.exp() * (log_f - log_q)).sum(1).mean()
+    return F.mse_loss(q[:, 1] - q[:, 0], f[:, 1] - f[:, 0])
+
+
 def _lr(steps: int, warmup: int):
     def f(step: int) -> float:
         if step < warmup:
@@ -311,6 +327,7 @@ def run_qat(
     device: str = "auto",
     say=print,
     consistency: float = 0.0,
+    consistency_kind: str = "mse",
     range_n: int = 8,
     range_lesion_fraction: float = 0.7,
 ) -> dict:
@@ -321,7 +338,10 @@ def run_qat(
     ``device``: "auto" (CUDA when available, else CPU), "cpu" or "cuda". ``consistency``: weight
     of a second loss, the mean squared difference of the fake-quant and the float logit margins
     (logit 1 - logit 0) of the same weights: what the int8 gate judges (an artifact against its
-    own float model), trained directly. ``range_n`` full slices (``range_lesion_fraction`` of them
+    own float model), trained directly. ``consistency_kind`` "kl" replaces the squared margin
+    difference by the KL divergence of the float from the fake-quant pixel class probabilities:
+    confident pixels, where int8 cannot flip the mask, weigh little; pixels near 50/50 weigh
+    most. ``range_n`` full slices (``range_lesion_fraction`` of them
     with a lesion) initialise the activation ranges; ``freeze_after=0`` keeps those ranges
     as they are for the whole run (no observing on the training crops)."""
     from lightseg.data.dataset import build_dataset
@@ -332,6 +352,8 @@ def run_qat(
         raise LightsegError("qat: --range-init must be >= 1, --range-lesion-fraction in [0, 1]")
     if consistency < 0 or not math.isfinite(consistency):
         raise LightsegError("qat: --consistency must be a finite weight >= 0")
+    if consistency_kind not in CONSISTENCY:
+        raise LightsegError(f"qat: --consistency-kind must be mse or kl, got {consistency_kind!r}")
     if seed in (0, 1, 101, 202, 606, 4242) or not 0 < momentum <= 1:
         raise LightsegError("qat: seed must avoid 0, 1, 101, 202, 606, 4242; 0 < momentum <= 1")
     if device not in ("auto", "cpu", "cuda"):
@@ -391,7 +413,7 @@ def run_qat(
             "momentum": momentum,
             "amp": "bf16" if amp else "off",
             "loss": "lightseg.train.loss_fn"
-            + (f" + {consistency} x MSE(fake-quant margin, float margin)" if consistency else ""),
+            + (f" + {consistency} x {CONSISTENCY[consistency_kind]}" if consistency else ""),
         },  # fmt: skip
         "data": (
             f"synthetic phantoms: {train_n} training slices (seed {seed}, crops {crop}), "
@@ -418,8 +440,7 @@ def run_qat(
         if consistency:
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
                 ref = sim.net(x)  # the same weights in float: the artifact's own reference
-            margin_q, margin_f = (t[:, 1] - t[:, 0] for t in (logits.float(), ref.float()))
-            loss = loss + consistency * F.mse_loss(margin_q, margin_f)
+            loss = loss + consistency * consistency_loss(logits, ref, consistency_kind)
         if not torch.isfinite(loss):
             raise LightsegError(f"qat diverged at step {step} (loss {loss.item()})")
         opt.zero_grad(set_to_none=True)
@@ -468,7 +489,10 @@ def qat_cmd(
     threads: int = typer.Option(0, help="Torch threads (0 = torch's default)."),
     device: str = typer.Option("auto", help="auto (CUDA when available), cpu or cuda."),
     consistency: float = typer.Option(
-        0.0, help="Weight of MSE(fake-quant logit margin, float logit margin); 0 = off."
+        0.0, help="Weight of the fake-quant vs float loss (--consistency-kind); 0 = off."
+    ),
+    consistency_kind: str = typer.Option(
+        "mse", help="mse: squared logit-margin difference; kl: KL of the class probabilities."
     ),
     range_init: int = typer.Option(8, help="Full slices that initialise the activation ranges."),
     range_lesion_fraction: float = typer.Option(
@@ -479,6 +503,7 @@ def qat_cmd(
     s = run_qat(
         init, out, steps, batch, crop or None, lr, freeze_after, 0.1, train_n, val_n,
         val_every, seed, amp, threads or None, device, say=typer.echo, consistency=consistency,
-        range_n=range_init, range_lesion_fraction=range_lesion_fraction,
+        consistency_kind=consistency_kind, range_n=range_init,
+        range_lesion_fraction=range_lesion_fraction,
     )  # fmt: skip
     typer.echo(f"best fake-quant mask Dice vs own fp32 {s['best_dice_q_vs_own_fp32']:.4f}; {out}")

@@ -19,7 +19,7 @@ from lightseg.data.preprocessing import INPUT_RANGE, Preprocessing
 from lightseg.data.sets import input_set
 from lightseg.errors import LightsegError
 from lightseg.models import create_model
-from lightseg.qat import SCHEME, QuantSim, deployable, run_qat
+from lightseg.qat import SCHEME, QuantSim, consistency_loss, deployable, run_qat
 
 SHIPPED = Path(__file__).resolve().parents[2] / "lightseg" / "checkpoints" / "qat"
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
@@ -63,16 +63,39 @@ def test_consistency_loss_changes_the_training_and_is_recorded(tmp_path):
     save_checkpoint(random_bn(create_model("lightunet", base=4)), src, "lightunet",
                     Preprocessing(size=32))  # fmt: skip
     weights, runs = [], {}
-    for w in (0.0, 1.0):
-        runs[w] = run_qat(str(src), tmp_path / f"run{w}", steps=2, batch=2, crop=16,
-                          freeze_after=1, train_n=8, val_n=4, val_every=2, device="cpu",
-                          consistency=w, say=lambda _: None)  # fmt: skip
-        ck = load_checkpoint(tmp_path / f"run{w}" / "last")
+    for w, kind in ((0.0, "mse"), (1.0, "mse"), (1.0, "kl")):
+        runs[w, kind] = run_qat(str(src), tmp_path / f"run{w}{kind}", steps=2, batch=2, crop=16,
+                                freeze_after=1, train_n=8, val_n=4, val_every=2, device="cpu",
+                                consistency=w, consistency_kind=kind,
+                                say=lambda _: None)  # fmt: skip
+        ck = load_checkpoint(tmp_path / f"run{w}{kind}" / "last")
         weights.append(torch.cat([p.flatten() for p in ck.model.parameters()]))
-        assert 0.0 <= runs[w]["best_worst_slice"] <= runs[w]["best_dice_q_vs_own_fp32"] <= 1.0
-    assert not torch.equal(weights[0], weights[1])  # same seed and data: only the loss differs
-    assert runs[1.0]["settings"]["loss"].endswith("+ 1.0 x MSE(fake-quant margin, float margin)")
-    assert runs[0.0]["settings"]["loss"] == "lightseg.train.loss_fn"
+        s = runs[w, kind]
+        assert 0.0 <= s["best_worst_slice"] <= s["best_dice_q_vs_own_fp32"] <= 1.0
+    # same seed and data: only the loss differs
+    assert not torch.equal(weights[0], weights[1]) and not torch.equal(weights[1], weights[2])
+    loss = runs[1.0, "mse"]["settings"]["loss"]
+    assert loss.endswith("+ 1.0 x MSE(fake-quant margin, float margin)")
+    loss = runs[1.0, "kl"]["settings"]["loss"]
+    assert loss.endswith("+ 1.0 x KL(float || fake-quant class probabilities)")
+    assert runs[0.0, "mse"]["settings"]["loss"] == "lightseg.train.loss_fn"
+
+
+def test_kl_consistency_weighs_unsure_pixels_and_matches_its_definition():
+    q = torch.tensor([[[[0.0, 10.0]], [[1.0, 12.0]]]])  # N x 2 x 1 x 2 logits: margins 1 and 2
+    f = torch.tensor([[[[0.0, 10.0]], [[0.0, 10.0]]]])  # float margins 0 and 0
+    kl = consistency_loss(q, f, "kl")
+    p = torch.tensor(0.5)  # float p(lesion) of both pixels; fake-quant sigmoid(1), sigmoid(2)
+    expect = torch.stack([p * torch.log(p / torch.sigmoid(torch.tensor(m)))
+                          + (1 - p) * torch.log((1 - p) / torch.sigmoid(torch.tensor(-m)))
+                          for m in (1.0, 2.0)]).mean()  # fmt: skip
+    assert torch.isclose(kl, expect, rtol=1e-5)
+    assert consistency_loss(q, f, "mse").item() == pytest.approx(2.5)  # (1^2 + 2^2) / 2
+    confident = torch.tensor([[[[0.0]], [[12.0]]]]), torch.tensor([[[[0.0]], [[10.0]]]])
+    unsure = torch.tensor([[[[0.0]], [[2.0]]]]), torch.tensor([[[[0.0]], [[0.0]]]])
+    # the same margin gap of 2 costs the same under MSE, far more near 50/50 under KL
+    assert consistency_loss(*confident, "mse") == consistency_loss(*unsure, "mse")
+    assert consistency_loss(*unsure, "kl") > 100 * consistency_loss(*confident, "kl")
 
 
 def test_frozen_ranges_come_from_the_range_init_slices(tmp_path):
@@ -100,6 +123,8 @@ def test_frozen_ranges_come_from_the_range_init_slices(tmp_path):
 def test_bad_settings_are_one_line_errors(tmp_path):
     with pytest.raises(LightsegError, match="consistency"):
         run_qat("default", tmp_path, steps=1, consistency=float("nan"))
+    with pytest.raises(LightsegError, match="consistency-kind"):
+        run_qat("default", tmp_path, steps=1, consistency_kind="l1")
     with pytest.raises(LightsegError, match="seed"):
         run_qat("default", tmp_path, steps=1, seed=202)
     with pytest.raises(LightsegError, match="device"):
