@@ -288,7 +288,7 @@ def consistency_loss(q: torch.Tensor, f: torch.Tensor, kind: str) -> torch.Tenso
     q, f = q.float(), f.float()
     if kind == "kl":
         log_q, log_f = F.log_softmax(q, 1), F.log_softmax(f, 1)
-        return (log_f.exp() * (log_f - log_q)).sum(1).mean()
+        return F.kl_div(log_q, log_f, reduction="none", log_target=True).sum(1).mean()
     return F.mse_loss(q[:, 1] - q[:, 0], f[:, 1] - f[:, 0])
 
 
@@ -353,7 +353,8 @@ def run_qat(
     if consistency < 0 or not math.isfinite(consistency):
         raise LightsegError("qat: --consistency must be a finite weight >= 0")
     if consistency_kind not in CONSISTENCY:
-        raise LightsegError(f"qat: --consistency-kind must be mse or kl, got {consistency_kind!r}")
+        kinds = " or ".join(CONSISTENCY)
+        raise LightsegError(f"qat: --consistency-kind must be {kinds}, got {consistency_kind!r}")
     if seed in (0, 1, 101, 202, 606, 4242) or not 0 < momentum <= 1:
         raise LightsegError("qat: seed must avoid 0, 1, 101, 202, 606, 4242; 0 < momentum <= 1")
     if device not in ("auto", "cpu", "cuda"):
