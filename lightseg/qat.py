@@ -301,6 +301,14 @@ def _lr(steps: int, warmup: int):
     return f
 
 
+def _lineage(init: str, ck) -> dict:
+    """The checkpoint this run starts from, with the chain it came from (a QAT run may start
+    from another QAT run: each link keeps its own ``init_from``)."""
+    link = {"path": init, "weights_sha256": ck.weights_sha256, "arch": ck.arch}
+    parent = ck.meta.get("provenance", {}).get("init_from")
+    return {**link, "init_from": parent} if isinstance(parent, dict) else link
+
+
 def _save(sim: QuantSim, out: Path, ck, metrics: dict, provenance: dict) -> None:
     sim.net.eval()
     prov = {**provenance, "activation_ranges": sim.ranges()}
@@ -398,7 +406,7 @@ def run_qat(
     rng = np.random.default_rng(seed)
     t0 = time.time()
     provenance = {
-        "init_from": {"path": init, "weights_sha256": ck.weights_sha256, "arch": ck.arch},
+        "init_from": _lineage(init, ck),
         "command": " ".join(["lightseg", *sys.argv[1:]]) if sys.argv else "",
         "quantization": SCHEME,
         "fold": fold,

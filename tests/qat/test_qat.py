@@ -55,6 +55,12 @@ def test_three_step_run_saves_a_loadable_checkpoint(tmp_path):
     assert p["command"] and p["settings"]["lr"] == 1e-4 and p["fold"]["swish_beta_folded"] == 14
     assert len(p["activation_ranges"]) == len(QuantSim(ck.model).fq)
     assert 0.0 <= ck.meta["metrics"]["dice_q_vs_own_fp32_mean"] <= 1.0
+    # a run from that run keeps the chain back to the first checkpoint
+    run_qat(str(tmp_path / "run" / "last"), tmp_path / "run2", steps=1, batch=2, crop=16,
+            train_n=4, val_n=2, device="cpu", say=lambda _: None)  # fmt: skip
+    chain = load_checkpoint(tmp_path / "run2" / "last").meta["provenance"]["init_from"]
+    assert chain["weights_sha256"] == ck.weights_sha256
+    assert chain["init_from"]["weights_sha256"] == init.weights_sha256
 
 
 def test_consistency_loss_changes_the_training_and_is_recorded(tmp_path):
