@@ -6,6 +6,8 @@ an artifact); :class:`OrtRunner` opens, infers and closes.
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from lightseg.errors import BackendUnavailable
@@ -57,9 +59,51 @@ def session(
     return ort.InferenceSession(src, so, providers=providers)
 
 
-def run_model(model, x: np.ndarray, threads: int = 1) -> np.ndarray:
-    """Logits of an ONNX model (path or bytes) for ``x``, one image at a time if batch is fixed."""
-    sess = session(model, threads)
+@functools.cache
+def u8s8_saturates() -> bool:
+    """Whether this host's ORT int8 conv kernel saturates (u8 x s8 pairs summed in int16).
+
+    x86 CPUs without VNNI (AVX2 / AVX-512 without VNNI, e.g. AMD Zen 2/3) run ORT's U8S8
+    QLinearConv with VPMADDUBSW, which saturates at 32767 (ORT's quantization docs); VNNI, AMX and
+    ARM accumulate in int32. Probed, not guessed: one 3x3 conv of u8 228 x s8 114 pairs (each pair
+    51984 > 32767), fused int8 kernel vs the same QDQ graph run in float (measured here on an AMD
+    EPYC Zen 3: 236 vs 380).
+    """
+    from onnx import TensorProto, helper, numpy_helper
+
+    c = 16
+    init = {
+        "s": np.array(0.01, np.float32), "z": np.array(0, np.uint8),
+        "w": np.full((1, c, 3, 3), 114, np.int8), "ws": np.full(1, 0.01, np.float32),
+        "wz": np.zeros(1, np.int8), "ys": np.array(4.0, np.float32),
+    }  # fmt: skip
+    node = helper.make_node
+    graph = helper.make_graph(
+        [
+            node("QuantizeLinear", ["x", "s", "z"], ["xq"]),
+            node("DequantizeLinear", ["xq", "s", "z"], ["xd"]),
+            node("DequantizeLinear", ["w", "ws", "wz"], ["wd"], axis=0),
+            node("Conv", ["xd", "wd"], ["y"]),
+            node("QuantizeLinear", ["y", "ys", "z"], ["yq"]),
+            node("DequantizeLinear", ["yq", "ys", "z"], ["out"]),
+        ],
+        "u8s8_probe",
+        [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, c, 3, 3])],
+        [helper.make_tensor_value_info("out", TensorProto.FLOAT, None)],
+        [numpy_helper.from_array(v, k) for k, v in init.items()],
+    )
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    x = np.full((1, c, 3, 3), 2.28, np.float32)
+    fused, exact = (run_model(model.SerializeToString(), x, level=lv) for lv in ("all", "basic"))
+    return bool(np.abs(fused - exact).max() > 4.0)
+
+
+def run_model(model, x: np.ndarray, threads: int = 1, level: str = "all") -> np.ndarray:
+    """Logits of an ONNX model (path or bytes) for ``x``, one image at a time if batch is fixed.
+
+    ``level="basic"`` keeps QDQ unfused: int8 arithmetic emulated in float, exact where the
+    fused kernel is (see :func:`u8s8_saturates`)."""
+    sess = session(model, threads, level=level)
     inp, out = sess.get_inputs()[0], sess.get_outputs()[0].name
     step = 1 if isinstance(inp.shape[0], int) and inp.shape[0] == 1 else MAX_BATCH
     chunks = range(0, len(x), step)

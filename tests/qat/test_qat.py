@@ -20,9 +20,17 @@ from lightseg.data.sets import input_set
 from lightseg.errors import LightsegError
 from lightseg.models import create_model
 from lightseg.qat import SCHEME, QuantSim, consistency_loss, deployable, run_qat
+from lightseg.runtimes.ort import u8s8_saturates
 
 SHIPPED = Path(__file__).resolve().parents[2] / "lightseg" / "checkpoints" / "qat"
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
+# the QDQ graph unfused where this host's fused int8 conv saturates (exact integer arithmetic)
+EXACT_INT8 = "basic" if u8s8_saturates() else "all"
+# x86 without VNNI sums u8 x s8 pairs in int16 (ORT's VPMADDUBSW, oneDNN's alike): int8 verdicts
+# there judge the host's saturating kernel, not the artifact (lightseg.runtimes.ort.u8s8_saturates)
+SATURATING = pytest.mark.skipif(
+    u8s8_saturates(), reason="this host's int8 conv kernels saturate (x86 without VNNI)"
+)
 
 
 def random_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
@@ -159,7 +167,7 @@ def test_fake_quant_equals_ort_qdq(tmp_path):
             sim(torch.from_numpy(calib[i : i + 1]))
         sim.set_mode(observe=False, quantize=True)
         y_sim, y_fp = sim(torch.from_numpy(x)).numpy(), net(torch.from_numpy(x)).numpy()
-    y_ort = run_model(tmp_path / "q.onnx", x)
+    y_ort = run_model(tmp_path / "q.onnx", x, level=EXACT_INT8)
     step = float(sim.q("logits").qparams()[0])
     err = np.abs(y_sim - y_ort)
     assert err.max() <= step * 1.001, (err.max(), step)
@@ -171,6 +179,7 @@ def test_fake_quant_equals_ort_qdq(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not SHIPPED.is_dir(), reason="lightseg/checkpoints/qat is not there yet")
+@SATURATING
 def test_shipped_qat_checkpoint_exports_to_int8(tmp_path):
     """x86 int8 (steps onnx + int8) on 16 verification slices: measured mean mask Dice 0.9932
     (CI low 0.984), no confident flip, lesion Dice ratio 1.003; worst large slice 0.931."""
@@ -227,7 +236,7 @@ def test_trained_ranges_reproduce_the_qat_graph_in_ort(tmp_path):
     assert len(ranges) == len(sim.fq)
     quantize_int8(prep, tmp_path / "q.onnx", x[:2], "trained", overrides=as_overrides(ranges),
                   preprocessed=True)  # fmt: skip
-    y_ort = run_model(tmp_path / "q.onnx", x)
+    y_ort = run_model(tmp_path / "q.onnx", x, level=EXACT_INT8)
     step = float(sim.q("logits").qparams()[0])
     err = np.abs(y_sim - y_ort)
     assert err.max() <= step * 1.001 and (err > 0).mean() <= 1e-3, (err.max(), step)
