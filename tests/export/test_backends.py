@@ -11,13 +11,6 @@ from export_checks import strict_int8_verdict
 
 from lightseg.errors import BackendUnavailable
 from lightseg.export.verify import verify_new
-from lightseg.runtimes.ort import u8s8_saturates
-
-# x86 without VNNI sums u8 x s8 pairs in int16 (ORT's VPMADDUBSW, oneDNN's alike): int8 verdicts
-# there judge the host's saturating kernel, not the artifact (lightseg.runtimes.ort.u8s8_saturates)
-SATURATING = pytest.mark.skipif(
-    u8s8_saturates(), reason="this host's int8 conv kernels saturate (x86 without VNNI)"
-)
 
 need = {
     m: pytest.mark.skipif(importlib.util.find_spec(m) is None, reason=f"{m} not installed")
@@ -50,7 +43,7 @@ def test_coreml_spec_fp32_io_ops_metadata(make_ctx, tmp_path):
 
 
 @need["openvino"]
-@SATURATING
+@pytest.mark.int8_kernels
 def test_openvino_fp32_and_int8(make_ctx, tmp_path):
     from lightseg.export import openvino, quantize
 
