@@ -32,6 +32,26 @@ def test_every_float_artifact_passes_the_judge(ort_export):
     assert arts["onnx-fp16"].verification["prob_abs_max"] < 2e-2
 
 
+def test_tiny_model_reference_has_margin_for_the_float_checks(tiny_checkpoint):
+    """The precondition of the test above: no reference pixel within 0.05 of p = 0.5 whose lone
+    flip moves a (small) lesion boundary by more than 1 px; fp16 moves probabilities by < 0.01."""
+    from lightseg.checkpoint import load_checkpoint
+    from lightseg.data.sets import input_set
+    from lightseg.export.verify import torch_reference
+    from lightseg.judge.metrics import boundary_max, softmax
+
+    ck = load_checkpoint(tiny_checkpoint)
+    p = softmax(torch_reference(ck.model, input_set("verification", ck.preprocessing).x))[:, 1]
+    fragile = []
+    for i, (prob, mask) in enumerate(zip(p, p > 0.5, strict=True)):
+        for y, x in zip(*np.nonzero(np.abs(prob - 0.5) < 0.05), strict=True):
+            flipped = mask.copy()
+            flipped[y, x] = ~flipped[y, x]
+            if boundary_max(mask, flipped) > 1:
+                fragile.append((i, int(y), int(x), round(float(prob[y, x]), 4)))
+    assert fragile == []
+
+
 def test_int8_artifacts_meet_the_strict_gate_or_say_why(ort_export):
     for name in ("onnx-int8", "ort-int8"):
         strict_int8_verdict(ort_export.artifact(name).verification)
