@@ -59,13 +59,13 @@ def parse_n(n: str) -> int | None:
 
 
 def _row(v) -> list[str]:
-    from lightseg.benchmarks.report import cells
+    from lightseg.benchmarks.report import cells, precision_cell
 
     c = cells(v)
     detail = v.reason() if v.status != "pass" else f"prob max err {c['prob']}"
     status = f"[{COLOUR[v.status]}]{v.status}[/]"
-    return [v.name, v.backend, v.precision, status, c["dice"], c["worst"], c["small"], c["gt"],
-            c["flips"], escape(detail)]  # fmt: skip
+    return [v.name, v.backend, precision_cell(v), status, c["dice"], c["worst"], c["small"],
+            c["gt"], c["flips"], escape(detail)]  # fmt: skip
 
 
 COLOUR = {"pass": "green", "fail": "red", "error": "red", "undecided": "dark_orange",

@@ -183,7 +183,8 @@ class Bench:
             r = self.call(s.name, {"cmd": "pin", "cpus": self.cpus}) if self.cpus else {}
             if r is not None:
                 st.info["cpus"] = r.get("cpus")
-                r = self.call(s.name, {"cmd": "open", "threads": self.threads, **s.open_msg})
+                msg = {"cmd": "open", "threads": self.threads, "timing": True, **s.open_msg}
+                r = self.call(s.name, msg)
             if r:
                 st.load_s, st.info = r["load_s"], st.info | r["info"]
                 r = self.call(s.name, {"cmd": "time", "inputs": self.x_path, "n": 1})

@@ -65,6 +65,20 @@ def _ci(v, key: str, fmt: str) -> str:
     return f"{v.metrics[key]:{fmt}} ({ci})"
 
 
+SATURATING_NOTE = (
+    " This host's fused int8 conv saturates (x86 without VNNI): int8 (exact) is judged unfused,"
+    " with the int32 accumulation of its target (phone, Jetson, browser); int8 (saturating) on"
+    " this host's kernel, as on every x86 CPU without VNNI."
+)
+
+
+def precision_cell(v) -> str:
+    """The precision, and for int8 on a host whose fused int8 conv saturates, the arithmetic
+    that judged it ("exact": the target's int32 accumulation; "saturating": this host's)."""
+    arithmetic = (v.info or {}).get("int8_arithmetic")
+    return f"{v.precision} ({arithmetic})" if arithmetic else v.precision
+
+
 def cells(v) -> dict[str, str]:
     """The headline numbers of a verdict as table cells (console, Markdown, HTML)."""
     x = v.metrics
@@ -97,7 +111,9 @@ def markdown(run) -> str:
         f"({m['data']}{seed}); {m['machine']['cpu']}, {m['threads']} threads. "
         f"Intervals: {int(100 * m.get('ci_level', 0.95))}% {m.get('ci_method', '')}. "
         f"Small lesions: reference lesion < {m.get('small_lesion_px', '?')} px, judged by "
-        "boundary distance (their Dice does not gate).",
+        "boundary distance (their Dice does not gate)."
+        + SATURATING_NOTE
+        * any("int8_arithmetic" in (v.info or {}) for v in run.verdicts),
         "",
         "| artifact | backend | precision | status | Dice mean (95% CI) | worst large slice | "
         "small slices, max boundary px | GT Dice ratio (95% CI) | flips % | confident flips | "
@@ -108,7 +124,7 @@ def markdown(run) -> str:
         c, x = cells(v), v.metrics
         psnr = f"{x['psnr_db']:.1f}" if "psnr_db" in x else "-"
         lines.append(
-            f"| {v.name} | {v.backend} | {v.precision} | **{v.status}** | {c['dice']} | "
+            f"| {v.name} | {v.backend} | {precision_cell(v)} | **{v.status}** | {c['dice']} | "
             f"{c['worst']} | {c['small']} | {c['gt']} | {c['flips']} | "
             f"{x.get('confident_flips', '-')} | {c['prob']} | {psnr} | "
             f"{v.reason().replace('|', '/') if v.status != 'pass' else ''} |"
@@ -256,7 +272,7 @@ def _parity_section(run) -> str:
     ]
     m = run.meta
     worst = "".join(
-        f"<h3>{_e(v.name)} ({_e(v.backend)}, {_e(v.precision)}): {_e(v.status)}</h3>"
+        f"<h3>{_e(v.name)} ({_e(v.backend)}, {_e(precision_cell(v))}): {_e(v.status)}</h3>"
         + ("" if v.metrics.get("flip_rate") else "<p>No pixel differs on any image.</p>")
         + _worst_cases(run, v)
         for v in run.verdicts

@@ -31,6 +31,7 @@ from lightseg.console import native_output
 from lightseg.data.sets import input_set
 from lightseg.errors import BackendUnavailable, LightsegError
 from lightseg.export.context import CALIBRATION_METHODS, MIN_OPSET, ExportContext, timer
+from lightseg.runtimes.ort import u8s8_saturates
 
 
 @dataclass(frozen=True)
@@ -432,8 +433,11 @@ def _attach_targets(ctx: ExportContext, build: list[str]) -> None:
                 ctx.artifacts[a].targets.append(n)
 
 
-def _run_steps(ctx: ExportContext, steps: list[str], draft: Manifest, say) -> dict[str, float]:
-    """Each step builds its artifacts; each new artifact is then verified through the judge."""
+def _run_steps(
+    ctx: ExportContext, steps: list[str], build: list[str], draft: Manifest, say
+) -> dict[str, float]:
+    """Each step builds its artifacts; each new artifact, its targets named (a runner may judge
+    an artifact by its target's arithmetic), is then verified through the judge."""
     from lightseg.export.verify import verify_new
 
     funcs = _steps()
@@ -442,6 +446,7 @@ def _run_steps(ctx: ExportContext, steps: list[str], draft: Manifest, say) -> di
         say(f"[{i}/{len(steps)}] {step} ...")
         with timer() as t, native_output():  # converters' native INFO lines stay out of logs
             funcs[step](ctx)
+            _attach_targets(ctx, build)
             draft.artifacts = list(ctx.artifacts.values())
             verify_new(ctx, draft)
         timings[step] = round(t(), 2)
@@ -527,9 +532,8 @@ def export(
         manifest = _draft(ckpt, build, out)
         with tempfile.TemporaryDirectory(prefix="lightseg-export.") as scratch:
             ctx.cache_dir = Path(scratch)
-            timings = _run_steps(ctx, steps, manifest, say)
+            timings = _run_steps(ctx, steps, build, manifest, say)
             ctx.cache_dir = None
-        _attach_targets(ctx, build)
         manifest.artifacts = list(ctx.artifacts.values())
         manifest.created = datetime.now(timezone.utc).isoformat(timespec="seconds")
         manifest.lightseg_version = ctx.version
@@ -541,6 +545,8 @@ def export(
             "calibration": {"method": calibration, "data": calib_src, "equalize": equalize},
             "threads": threads,
             "host": f"{platform.system()} {platform.machine()}",
+            # True: x86 without VNNI, int8 verdicts say which arithmetic judged them
+            "host_int8_saturates": u8s8_saturates(),
         }
         manifest.save(out)  # last: a folder without it is not a finished export
     return manifest

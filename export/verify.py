@@ -37,7 +37,8 @@ def verify_artifact(manifest: Manifest, art: Artifact, ctx) -> dict:
     except LightsegError as e:
         return {"status": "error", "reason": str(e), "inputs": inputs}
     v = compare(ctx.ref, y, ctx.verify_set.masks, load_tolerances(), art.precision, art.name)
-    return v.summary(inputs)
+    arithmetic = runner.info.get("int8_arithmetic")  # set where the host's int8 conv saturates
+    return v.summary(inputs) | ({"int8_arithmetic": arithmetic} if arithmetic else {})
 
 
 def verify_new(ctx, manifest: Manifest | None = None) -> None:
@@ -60,4 +61,6 @@ def describe(v: dict) -> str:
     if "dice_ref_mean" not in v:
         return f"{status}: {v.get('reason', '')}".rstrip(": ")
     line = f"{status}: mask Dice vs fp32 {v['dice_ref_mean']:.4f}, max dp {v['prob_abs_max']:.1e}"
+    if v.get("int8_arithmetic"):
+        line += f", int8 {v['int8_arithmetic']}"
     return line + (f" ({v['reason']})" if v.get("reason") else "")

@@ -48,6 +48,9 @@ class Runner:
     """open / infer / close, usable as a context manager. Subclasses define ``*_impl``."""
 
     backend = "?"
+    #: Set before ``open`` when the runner is opened to be timed, not judged (a backend may then
+    #: run its production kernels where it would otherwise emulate its target's arithmetic).
+    timing = False
 
     def __init__(self, precision: str = "fp32", threads: int = DEFAULT_THREADS) -> None:
         self.precision = precision

@@ -7,10 +7,12 @@ an artifact); :class:`OrtRunner` opens, infers and closes.
 from __future__ import annotations
 
 import functools
+from pathlib import Path
 
 import numpy as np
 
-from lightseg.errors import BackendUnavailable
+from lightseg.errors import BackendUnavailable, LightsegError
+from lightseg.fileio import sha256_path
 from lightseg.runtimes.base import DEFAULT_THREADS, MAX_BATCH, ArtifactRunner, require
 
 HINT = "pip install onnxruntime"
@@ -98,6 +100,29 @@ def u8s8_saturates() -> bool:
     return bool(np.abs(fused - exact).max() > 4.0)
 
 
+#: Export targets whose int8 runs on CPUs of this host's kind (x86); the others (ARM phones,
+#: Jetsons, browsers) accumulate int8 products in int32.
+HOST_KIND_TARGETS = "x86-"
+
+
+def int8_arithmetic(artifact, timing: bool = False) -> str | None:
+    """How this host runs ``artifact``'s int8 convs when its fused kernel saturates, else None.
+
+    "exact": an int8 ONNX artifact for ARM/Jetson/browser targets only, judged unfused (QDQ
+    emulated in float: the int32 accumulation its target does), because this host's fused
+    kernel is not the target's. "saturating": this host's fused kernel, as on every x86 CPU
+    without VNNI: for x86 targets (and artifacts without targets) that is the truth of such
+    CPUs; timing always measures the fused kernel. An ORT-format file has its fusions baked in:
+    "exact" runs the ONNX it was converted from (``options["source_onnx"]``), else "saturating".
+    """
+    if artifact.precision != "int8" or not u8s8_saturates():
+        return None
+    targets = artifact.targets
+    x86 = not targets or any(t.startswith(HOST_KIND_TARGETS) for t in targets)
+    fusable = artifact.format == "onnx" or "source_onnx" in artifact.options
+    return "saturating" if timing or x86 or not fusable else "exact"
+
+
 def run_model(model, x: np.ndarray, threads: int = 1, level: str = "all") -> np.ndarray:
     """Logits of an ONNX model (path or bytes) for ``x``, one image at a time if batch is fixed.
 
@@ -116,7 +141,8 @@ class OrtRunner(ArtifactRunner):
     ``artifact.options["graph_optimization_level"]`` (disable|basic|extended|all) and
     ``["allow_spinning"]`` override the session defaults of :func:`session`;
     ``["defaults"]`` sets nothing at all: ORT's own choices (all cores, spinning on), what a user
-    who does not tune anything gets.
+    who does not tune anything gets. On a host whose fused int8 conv saturates, an int8 artifact
+    for ARM/Jetson/browser targets runs unfused unless timed (:func:`int8_arithmetic`).
     """
 
     def __init__(self, manifest, artifact, threads: int = DEFAULT_THREADS, providers=None):
@@ -131,12 +157,33 @@ class OrtRunner(ArtifactRunner):
             self.session = ort.InferenceSession(str(self.path), providers=self.providers)
             level, self.info["threads"] = "all", "default"
         else:
-            self.session = session(self.path, self.threads, self.providers, level, spinning)
+            path, arithmetic = self.path, int8_arithmetic(self.artifact, self.timing)
+            if arithmetic:
+                self.info["int8_arithmetic"] = arithmetic
+            if arithmetic == "exact":
+                path = self.exact_model()
+                level = "basic" if level in ("extended", "all") else level
+            self.session = session(path, self.threads, self.providers, level, spinning)
         self.input_name = self.session.get_inputs()[0].name
         self.output_name = self.session.get_outputs()[0].name
         self.info["versions"]["onnxruntime"] = ort.__version__
         self.info["providers"] = self.session.get_providers()
         self.info["graph_optimization_level"] = level
+
+    def exact_model(self) -> Path:
+        """The ONNX graph to run unfused: the artifact itself, or the one an ORT-format file was
+        converted from (its sha256 checked: a changed source would judge another model)."""
+        src = self.artifact.options.get("source_onnx")
+        if self.artifact.format == "onnx" or not src:
+            return self.path
+        path = self.manifest.path_of(self.artifact, src.get("path"))  # inside the export
+        if not path.is_file() or path.is_symlink() or sha256_path(path) != src.get("sha256"):
+            raise LightsegError(
+                f"{self.artifact.name}: {src['path']}, the ONNX it was converted from and the "
+                "graph its int8 masks are judged on here, is missing or changed (sha256)"
+            )
+        self.info["judged_file"] = src["path"]
+        return path
 
     def infer_impl(self, x: np.ndarray) -> np.ndarray:
         return self.session.run([self.output_name], {self.input_name: x})[0]

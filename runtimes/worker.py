@@ -1,9 +1,9 @@
 """One backend in its own process, driven by JSON lines, so a native crash or hang is contained.
 
 Commands (one JSON object per line on stdin; one reply per line on the protocol pipe):
-``pin`` {cpus} (before ``open``), ``open`` {kind: reference|artifact|device, ...}, ``infer``
-{inputs, out}, ``time`` {inputs, n}, ``close``. Library output that goes to stdout is
-redirected to stderr.
+``pin`` {cpus} (before ``open``), ``open`` {kind: reference|artifact|device, timing: true when
+opened to be timed, ...}, ``infer`` {inputs, out}, ``time`` {inputs, n}, ``close``. Library
+output that goes to stdout is redirected to stderr.
 """
 
 from __future__ import annotations
@@ -97,7 +97,9 @@ class Session:
                 return {"ok": True, "cpus": pin([int(c) for c in msg["cpus"]])}
             if cmd == "open":
                 t0 = time.perf_counter()
-                self.runner = open_runner(msg).open()
+                self.runner = open_runner(msg)
+                self.runner.timing = bool(msg.get("timing"))
+                self.runner.open()
                 return {"ok": True, "load_s": time.perf_counter() - t0, "info": self.runner.info}
             if cmd == "infer":
                 t0 = time.perf_counter()

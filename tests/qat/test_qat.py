@@ -174,24 +174,19 @@ def test_fake_quant_equals_ort_qdq(tmp_path):
 
 @pytest.mark.slow
 @pytest.mark.skipif(not SHIPPED.is_dir(), reason="lightseg/checkpoints/qat is not there yet")
-@pytest.mark.int8_kernels
 def test_shipped_qat_checkpoint_exports_to_int8(tmp_path):
-    """x86 int8 (steps onnx + int8) on 16 verification slices: measured mean mask Dice 0.9932
-    (CI low 0.984), no confident flip, lesion Dice ratio 1.003; worst large slice 0.931."""
-    import dataclasses
-
-    from lightseg.export import targets as T
+    """The phone's .ort (judged on int32 accumulation everywhere: this host's fused kernel where
+    it does that, the .ort's source unfused where it saturates) on 16 verification slices.
+    Measured (x86 int8 of the same graph, AVX-512 VNNI): mean mask Dice 0.9932 (CI low 0.984),
+    no confident flip, lesion Dice ratio 1.003; worst large slice 0.931."""
+    from lightseg.export.targets import export
 
     ck = load_checkpoint(SHIPPED)
     assert ck.meta["provenance"]["init_from"]["weights_sha256"] == load_checkpoint().weights_sha256
-    target = dataclasses.replace(T.TARGETS["x86-ort-int8"], steps=("onnx", "int8"))
-    T.TARGETS["qat-int8-check"] = dataclasses.replace(target, name="qat-int8-check")
-    try:
-        m = T.export(SHIPPED, "qat-int8-check", tmp_path / "x", n_verify=16)
-    finally:
-        del T.TARGETS["qat-int8-check"]
+    m = export(SHIPPED, "android-ort-int8", tmp_path / "x", n_verify=16)
     assert m.artifact("onnx-fp32").verification["status"] == "pass"
-    v = m.artifact("onnx-int8").verification
+    v = m.artifact("ort-int8").verification
+    assert v.get("int8_arithmetic") in (None, "exact"), v
     assert v["dice_ref_mean"] >= 0.99 and v["ci"]["dice_ref_mean"][0] >= 0.98, v
     assert v["confident_flips"] == 0 and v["gt_dice_ratio"] >= 0.995, v
     if v["status"] != "pass":
