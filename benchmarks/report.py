@@ -112,8 +112,7 @@ def markdown(run) -> str:
         f"Intervals: {int(100 * m.get('ci_level', 0.95))}% {m.get('ci_method', '')}. "
         f"Small lesions: reference lesion < {m.get('small_lesion_px', '?')} px, judged by "
         "boundary distance (their Dice does not gate)."
-        + SATURATING_NOTE
-        * any("int8_arithmetic" in (v.info or {}) for v in run.verdicts),
+        + (SATURATING_NOTE if any(precision_cell(v) != v.precision for v in run.verdicts) else ""),
         "",
         "| artifact | backend | precision | status | Dice mean (95% CI) | worst large slice | "
         "small slices, max boundary px | GT Dice ratio (95% CI) | flips % | confident flips | "

@@ -37,7 +37,8 @@ def train_tiny(steps: int = 60, seed: int = 3, **cfg) -> torch.nn.Module:
     Trained in float64 and cast to float32, so every host gets the same weights (float32 training
     differs per CPU ISA). steps/seed give a model whose reference on the verification set has no
     pixel within 0.05 of p = 0.5 whose lone flip would move a lesion boundary by more than 1 px
-    (``fragile_pixels``): the fp16 and fp32 checks then measure the export, not a coin flip.
+    (test_onnx_export's margin test): the fp16 and fp32 checks then measure the export, not a
+    coin flip.
     (Seed 0, 30 steps had two such pixels: onnx-fp16 failed small_boundary_max on some hosts.)
     """
     torch.manual_seed(seed)
