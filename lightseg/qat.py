@@ -31,6 +31,7 @@ import math
 import platform
 import sys
 import time
+from contextlib import contextmanager, nullcontext
 from pathlib import Path
 
 import numpy as np
@@ -240,29 +241,38 @@ def mask_dice(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.where(total == 0, 1.0, 2 * inter / np.maximum(total, 1))
 
 
-def _masks(model: nn.Module, x: np.ndarray, batch: int = 4) -> np.ndarray:
+def _logits(model: nn.Module, x: np.ndarray, batch: int = 4) -> np.ndarray:
     dev = next(model.parameters()).device
     with torch.no_grad():
         return np.concatenate(
             [
-                model(torch.from_numpy(x[i : i + batch]).to(dev)).argmax(1).cpu().numpy()
+                model(torch.from_numpy(x[i : i + batch]).to(dev)).float().cpu().numpy()
                 for i in range(0, len(x), batch)
             ]
         )
 
 
+def _masks(model: nn.Module, x: np.ndarray) -> np.ndarray:
+    return _logits(model, x).argmax(1)
+
+
 def evaluate(sim: QuantSim, init_masks: np.ndarray, x: np.ndarray, y: np.ndarray) -> dict:
     """Fake-quant masks vs the float model's own masks (the int8 gate), vs the initial model's,
-    and lesion Dice vs ground truth of both (the task gate)."""
+    and lesion Dice vs ground truth of both (the task gate). ``gate_failures``: the checks of
+    the strict int8 gate (lightseg.judge, shipped tolerances) that the fake-quant logits do not
+    pass against the float logits of the same weights on these slices."""
+    from lightseg.judge.verdict import compare, load_tolerances
     from lightseg.metrics import case_metrics, summarize
 
     observe = [m.observe for m in sim.fq.values()]
     sim.eval()
     sim.set_mode(False, True)
-    q, f = _masks(sim, x), _masks(sim.net, x)
+    lq, lf = _logits(sim, x), _logits(sim.net, x)
     for m, o in zip(sim.fq.values(), observe, strict=True):
         m.observe = o
+    q, f = lq.argmax(1), lf.argmax(1)
     d_own, d_init = mask_dice(q, f), mask_dice(q, init_masks)
+    gate = compare(lf, lq, y, load_tolerances(), "int8")
 
     def gt(pred: np.ndarray) -> float:
         return summarize([case_metrics(p, r) for p, r in zip(pred, y, strict=True)])["lesion_dice"]
@@ -273,7 +283,44 @@ def evaluate(sim: QuantSim, init_masks: np.ndarray, x: np.ndarray, y: np.ndarray
         "dice_q_vs_init_fp32_mean": float(d_init.mean()),
         "lesion_dice_q": gt(q),
         "lesion_dice_fp32": gt(f),
+        "confident_flips": int(gate.metrics["confident_flips"]),
+        "gate_failures": [c.metric for c in gate.checks if c.status != "pass"],
     }
+
+
+def score(m: dict) -> tuple:
+    """How a validation ranks (higher is better): fewest strict-gate checks not passed, then
+    the worst slice's fake-quant vs float Dice (to 3 decimals), then the mean."""
+    return (-len(m["gate_failures"]), round(m["dice_q_vs_own_fp32_min"], 3),
+            m["dice_q_vs_own_fp32_mean"])  # fmt: skip
+
+
+class WeightEMA:
+    """Exponential moving average of a model's parameters (``decay`` per step), swapped in to
+    validate and save: the averaged weights a noisy fine-tune's last steps wander around."""
+
+    def __init__(self, model: nn.Module, decay: float) -> None:
+        self.model, self.decay = model, decay
+        self.shadow = [p.detach().clone() for p in model.parameters()]
+
+    @torch.no_grad()
+    def update(self) -> None:
+        for s, p in zip(self.shadow, self.model.parameters(), strict=True):
+            s.lerp_(p.detach(), 1.0 - self.decay)
+
+    @contextmanager
+    def applied(self):
+        """The averaged weights in the model for the ``with`` block; the trained ones after."""
+        live = [p.detach().clone() for p in self.model.parameters()]
+        with torch.no_grad():
+            for p, s in zip(self.model.parameters(), self.shadow, strict=True):
+                p.copy_(s)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for p, v in zip(self.model.parameters(), live, strict=True):
+                    p.copy_(v)
 
 
 #: The consistency losses (fake-quant vs float logits of the same weights) and their names.
@@ -317,6 +364,26 @@ def _save(sim: QuantSim, out: Path, ck, metrics: dict, provenance: dict) -> None
     )
 
 
+def _observe_ranges(sim: QuantSim, slices, n: int) -> None:
+    """PTQ-like start: the running min/max of every tensor over ``n`` full slices (float)."""
+    x, _ = stack_dataset(slices, n)
+    sim.set_mode(True, False)
+    for m in sim.fq.values():
+        m.momentum = None
+    _masks(sim, x)
+
+
+def _load_ranges(sim: QuantSim, ranges: dict | None, init: str) -> None:
+    """Pin the activation ranges a QAT checkpoint was trained with (``--range-init 0``)."""
+    if not isinstance(ranges, dict) or set(ranges) != set(sim.fq):
+        raise LightsegError(f"qat: --range-init 0 needs a QAT checkpoint's trained ranges; "
+                            f"{init} has none for this graph")  # fmt: skip
+    for k, m in sim.fq.items():
+        if not m.fixed:
+            m.lo.fill_(float(ranges[k][0]))
+            m.hi.fill_(float(ranges[k][1]))
+
+
 def run_qat(
     init: str = "default",
     out: str | Path = "runs/qat",
@@ -338,6 +405,7 @@ def run_qat(
     consistency_kind: str = "mse",
     range_n: int = 8,
     range_lesion_fraction: float = 0.7,
+    ema: float = 0.0,
 ) -> dict:
     """Fine-tune ``init`` under fake quantization; writes ``out/best``, ``out/last`` (float
     checkpoints) and ``out/summary.json``. ``best``: the highest worst-slice (then mean) Dice of
@@ -350,14 +418,20 @@ def run_qat(
     difference by the KL divergence of the float from the fake-quant pixel class probabilities:
     confident pixels, where int8 cannot flip the mask, weigh little; pixels near 50/50 weigh
     most. ``range_n`` full slices (``range_lesion_fraction`` of them
-    with a lesion) initialise the activation ranges; ``freeze_after=0`` keeps those ranges
-    as they are for the whole run (no observing on the training crops)."""
+    with a lesion) initialise the activation ranges; ``range_n=0`` takes the trained ranges of
+    ``init`` (a QAT checkpoint: the ranges its weights were trained for and its int8 exports
+    pin); ``freeze_after=0`` keeps those ranges
+    as they are for the whole run (no observing on the training crops). ``ema`` > 0: validate
+    and save an exponential moving average of the weights (decay per step) instead of the
+    last step's."""
     from lightseg.data.dataset import build_dataset
 
     if steps < 1 or batch < 1 or val_every < 1 or freeze_after < 0 or not 0 < lr <= 1:
         raise LightsegError("qat: steps, batch, val-every must be >= 1, freeze >= 0, 0 < lr <= 1")
-    if range_n < 1 or not 0 <= range_lesion_fraction <= 1:
-        raise LightsegError("qat: --range-init must be >= 1, --range-lesion-fraction in [0, 1]")
+    if range_n < 0 or not 0 <= range_lesion_fraction <= 1:
+        raise LightsegError("qat: --range-init must be >= 0, --range-lesion-fraction in [0, 1]")
+    if not 0 <= ema < 1:
+        raise LightsegError(f"qat: --ema must be a decay in [0, 1), got {ema}")
     if consistency < 0 or not math.isfinite(consistency):
         raise LightsegError("qat: --consistency must be a finite weight >= 0")
     if consistency_kind not in CONSISTENCY:
@@ -386,17 +460,16 @@ def run_qat(
     val_x, val_y = stack_dataset(
         build_dataset("synth", pre, val_n, seed + 1000, per_volume=2), val_n
     )
-    range_ds = build_dataset(
-        "synth", pre, range_n, seed + 2000, lesion_fraction=range_lesion_fraction, per_volume=2
-    )
-    cal_x, _ = stack_dataset(range_ds, range_n)
     init_masks = _masks(ck.model.to(dev).eval(), val_x)
     init_gt = evaluate(sim, init_masks, val_x, val_y)["lesion_dice_fp32"]  # folded = init
-    sim.set_mode(True, False)  # PTQ-like start: ranges from full slices on the float model
-    for m in sim.fq.values():
-        m.momentum = None
-    with torch.no_grad():
-        _masks(sim, cal_x)
+    if range_n:
+        frac, rseed = range_lesion_fraction, seed + 2000
+        slices = build_dataset("synth", pre, range_n, rseed, per_volume=2, lesion_fraction=frac)
+        _observe_ranges(sim, slices, range_n)
+        range_init = f"{range_n} full slices, lesion fraction {range_lesion_fraction}"
+    else:
+        _load_ranges(sim, ck.meta.get("provenance", {}).get("activation_ranges"), init)
+        range_init = f"the trained ranges of {init}"
     for m in sim.fq.values():
         m.momentum = momentum
     sim.set_mode(freeze_after > 0, True)
@@ -418,9 +491,11 @@ def run_qat(
             "schedule": "cosine",
             "optimizer": "AdamW wd 1e-4",
             "freeze_ranges_after": freeze_after,
-            "range_init": f"{range_n} full slices, lesion fraction {range_lesion_fraction}",
+            "range_init": range_init,
             "momentum": momentum,
             "amp": "bf16" if amp else "off",
+            "weight_ema": ema or "off",
+            "select": "fewest strict int8 gate checks not passed, then worst, then mean slice",
             "loss": "lightseg.train.loss_fn"
             + (f" + {consistency} x {CONSISTENCY[consistency_kind]}" if consistency else ""),
         },  # fmt: skip
@@ -432,10 +507,12 @@ def run_qat(
         "machine": platform.processor() or platform.machine(),
         "versions": torch_versions(),
     }
+    averaged = WeightEMA(net, ema) if ema else None
     history = [{"step": 0, **evaluate(sim, init_masks, val_x, val_y)}]
-    say(f"step 0 (PTQ ranges): {json.dumps(history[0])}")
-    best: tuple = (-1.0, -1.0)
+    say(f"step 0 (the init, its starting ranges): {json.dumps(history[0])}")
+    best: tuple = (score(history[0]), 0)
     floor = 0.995 * init_gt
+    _save(sim, out / "best", ck, history[0], {**provenance, "steps": 0, "seconds": 0.0})
     summary: dict = {}
     for step in range(1, steps + 1):
         sim.train()
@@ -456,24 +533,27 @@ def run_qat(
         loss.backward()
         opt.step()
         sched.step()
+        if averaged:
+            averaged.update()
         if step == freeze_after:
             sim.set_mode(False, True)
         if step % val_every == 0 or step == steps:
-            m = {
-                "step": step,
-                "loss": round(loss.item(), 5),
-                **evaluate(sim, init_masks, val_x, val_y),
-            }
-            m["seconds"] = round(time.time() - t0, 1)
-            history.append(m)
-            say(f"step {step}: {json.dumps(m)}")
-            prov = {**provenance, "steps": step, "seconds": m["seconds"]}
-            score = (round(m["dice_q_vs_own_fp32_min"], 3), m["dice_q_vs_own_fp32_mean"])
-            if m["lesion_dice_q"] >= floor and score > best:
-                best = score
-                _save(sim, out / "best", ck, m, prov)
-            _save(sim, out / "last", ck, m, prov)
-            summary = {"best_dice_q_vs_own_fp32": best[1], "best_worst_slice": best[0],
+            with averaged.applied() if averaged else nullcontext():
+                m = {"step": step, "loss": round(loss.item(), 5),
+                     **evaluate(sim, init_masks, val_x, val_y)}  # fmt: skip
+                m["seconds"] = round(time.time() - t0, 1)
+                history.append(m)
+                say(f"step {step}: {json.dumps(m)}")
+                prov = {**provenance, "steps": step, "seconds": m["seconds"]}
+                if m["lesion_dice_q"] >= floor and score(m) > best[0]:
+                    best = (score(m), step)
+                    _save(sim, out / "best", ck, m, prov)
+                _save(sim, out / "last", ck, m, prov)
+            chosen = next(h for h in history if h["step"] == best[1])
+            summary = {"best_step": best[1],
+                       "best_dice_q_vs_own_fp32": chosen["dice_q_vs_own_fp32_mean"],
+                       "best_worst_slice": chosen["dice_q_vs_own_fp32_min"],
+                       "best_gate_failures": chosen["gate_failures"],
                        "init_lesion_dice_fp32": init_gt,
                        "history": history, **prov}  # fmt: skip
             atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
@@ -503,9 +583,14 @@ def qat_cmd(
     consistency_kind: str = typer.Option(
         "mse", help="mse: squared logit-margin difference; kl: KL of the class probabilities."
     ),
-    range_init: int = typer.Option(8, help="Full slices that initialise the activation ranges."),
+    range_init: int = typer.Option(
+        8, help="Full slices that initialise the activation ranges; 0 = the init's trained ones."
+    ),
     range_lesion_fraction: float = typer.Option(
         0.7, help="Fraction of the range-init slices with a lesion (the rest lesion-free)."
+    ),
+    ema: float = typer.Option(
+        0.0, help="Validate and save an EMA of the weights with this decay per step; 0 = off."
     ),
 ) -> None:
     """Quantization-aware fine-tuning: OUT/best is a float checkpoint robust to int8 export."""
@@ -513,6 +598,9 @@ def qat_cmd(
         init, out, steps, batch, crop or None, lr, freeze_after, 0.1, train_n, val_n,
         val_every, seed, amp, threads or None, device, say=typer.echo, consistency=consistency,
         consistency_kind=consistency_kind, range_n=range_init,
-        range_lesion_fraction=range_lesion_fraction,
+        range_lesion_fraction=range_lesion_fraction, ema=ema,
     )  # fmt: skip
-    typer.echo(f"best fake-quant mask Dice vs own fp32 {s['best_dice_q_vs_own_fp32']:.4f}; {out}")
+    fails = ", ".join(s["best_gate_failures"]) or "none"
+    dice = s["best_dice_q_vs_own_fp32"]
+    typer.echo(f"best: step {s['best_step']}, fake-quant mask Dice vs own fp32 {dice:.4f}, "
+               f"int8 gate checks not passed: {fails}; {out}")  # fmt: skip

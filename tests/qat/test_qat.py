@@ -19,7 +19,15 @@ from lightseg.data.preprocessing import INPUT_RANGE, Preprocessing
 from lightseg.data.sets import input_set
 from lightseg.errors import LightsegError
 from lightseg.models import create_model
-from lightseg.qat import SCHEME, QuantSim, consistency_loss, deployable, run_qat
+from lightseg.qat import (
+    SCHEME,
+    QuantSim,
+    WeightEMA,
+    consistency_loss,
+    deployable,
+    run_qat,
+    score,
+)
 from lightseg.runtimes.ort import u8s8_saturates
 
 SHIPPED = Path(__file__).resolve().parents[2] / "lightseg" / "checkpoints" / "qat"
@@ -129,6 +137,76 @@ def test_frozen_ranges_come_from_the_range_init_slices(tmp_path):
     assert any(frozen3[k] != few[k] for k in few)
 
 
+def test_range_init_0_continues_on_the_init_checkpoints_trained_ranges(tmp_path):
+    torch.manual_seed(0)
+    src = tmp_path / "tiny"
+    save_checkpoint(random_bn(create_model("lightunet", base=4)), src, "lightunet",
+                    Preprocessing(size=32))  # fmt: skip
+    kw = {"steps": 2, "batch": 2, "crop": 16, "freeze_after": 0, "train_n": 8, "val_n": 4,
+          "device": "cpu", "say": lambda _: None}  # fmt: skip
+    run_qat(str(src), tmp_path / "a", range_n=4, **kw)
+    trained = load_checkpoint(tmp_path / "a" / "last").meta["provenance"]["activation_ranges"]
+    s = run_qat(str(tmp_path / "a" / "last"), tmp_path / "b", range_n=0, **kw)
+    assert s["settings"]["range_init"] == f"the trained ranges of {tmp_path / 'a' / 'last'}"
+    kept = load_checkpoint(tmp_path / "b" / "last").meta["provenance"]["activation_ranges"]
+    assert kept == trained
+    s = run_qat(str(tmp_path / "a" / "last"), tmp_path / "c", range_n=4, seed=8, **kw)
+    assert s["settings"]["range_init"] == "4 full slices, lesion fraction 0.7"
+    assert load_checkpoint(tmp_path / "c" / "last").meta["provenance"]["activation_ranges"] != kept
+    with pytest.raises(LightsegError, match="trained ranges"):
+        run_qat(str(src), tmp_path / "d", range_n=0, **kw)  # a float checkpoint has none
+
+
+def test_weight_ema_averages_and_is_swapped_in_only_inside_the_block():
+    net = torch.nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        net.weight.fill_(1.0)
+    ema = WeightEMA(net, 0.75)
+    for w in (3.0, 5.0):
+        with torch.no_grad():
+            net.weight.fill_(w)
+        ema.update()
+    expect = 0.75 * (0.75 * 1.0 + 0.25 * 3.0) + 0.25 * 5.0  # 2.3125
+    with ema.applied():
+        assert torch.equal(net.weight, torch.full((1, 2), expect))
+    assert torch.equal(net.weight, torch.full((1, 2), 5.0))
+
+
+def test_validation_ranks_by_the_int8_gate_first():
+    m = {"dice_q_vs_own_fp32_mean": 0.999, "dice_q_vs_own_fp32_min": 0.99}
+    one_flip = {**m, "gate_failures": ["confident_flip_rate"]}
+    worse_but_passing = {**m, "dice_q_vs_own_fp32_min": 0.96, "gate_failures": []}
+    assert score(worse_but_passing) > score(one_flip)
+    assert score({**one_flip, "dice_q_vs_own_fp32_min": 0.995}) > score(one_flip)
+
+
+def test_best_is_the_top_ranked_validation_and_ema_weights_are_saved(tmp_path):
+    torch.manual_seed(0)
+    src = tmp_path / "tiny"
+    save_checkpoint(random_bn(create_model("lightunet", base=4)), src, "lightunet",
+                    Preprocessing(size=32))  # fmt: skip
+    runs = {}
+    for ema in (0.0, 0.5):
+        runs[ema] = run_qat(str(src), tmp_path / f"ema{ema}", steps=4, batch=2, crop=16,
+                            freeze_after=0, train_n=8, val_n=4, val_every=1, device="cpu",
+                            ema=ema, say=lambda _: None)  # fmt: skip
+    s = runs[0.5]
+    assert s["settings"]["weight_ema"] == 0.5 and runs[0.0]["settings"]["weight_ema"] == "off"
+    floor = 0.995 * s["init_lesion_dice_fp32"]  # step 0 (the init itself) always competes
+    eligible = [h for h in s["history"] if h["step"] == 0 or h["lesion_dice_q"] >= floor]
+    top = max(eligible, key=score)  # the first of equals
+    assert s["best_step"] == top["step"] and s["best_gate_failures"] == top["gate_failures"]
+    best = load_checkpoint(tmp_path / "ema0.5" / "best").meta
+    assert best["provenance"]["steps"] == s["best_step"]
+    assert best["metrics"]["gate_failures"] == top["gate_failures"]
+    for h in s["history"]:
+        assert isinstance(h["confident_flips"], int) and h["confident_flips"] >= 0
+    # same seed and data, same live trajectory: EMA saves other weights than the last step's
+    w = [torch.cat([p.flatten() for p in load_checkpoint(tmp_path / f"ema{e}" / "last").model
+                    .parameters()]) for e in (0.0, 0.5)]  # fmt: skip
+    assert not torch.equal(w[0], w[1])
+
+
 def test_bad_settings_are_one_line_errors(tmp_path):
     with pytest.raises(LightsegError, match="consistency"):
         run_qat("default", tmp_path, steps=1, consistency=float("nan"))
@@ -140,6 +218,8 @@ def test_bad_settings_are_one_line_errors(tmp_path):
         run_qat("default", tmp_path, steps=1, device="tpu")
     with pytest.raises(LightsegError, match="range"):
         run_qat("default", tmp_path, steps=1, range_lesion_fraction=1.5)
+    with pytest.raises(LightsegError, match="ema"):
+        run_qat("default", tmp_path, steps=1, ema=1.0)
 
 
 def test_fake_quant_equals_ort_qdq(tmp_path):
