@@ -8,6 +8,7 @@ the tiny model, while the fp32 logits differ from ORT's int8 almost everywhere.
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import numpy as np
@@ -341,3 +342,45 @@ def test_trained_calibration_needs_a_qat_checkpoint(tmp_path):
     rc = main(["export", "default", "-t", "x86-ort-int8", "--calibration", "trained",
                "-o", str(tmp_path / "x")])  # fmt: skip
     assert rc == 2 and not (tmp_path / "x").exists()
+
+
+@pytest.mark.skipif(not importlib.util.find_spec("executorch"), reason="executorch not installed")
+def test_trained_ranges_pin_every_executorch_activation_observer(tmp_path):
+    """--calibration trained reaches ExecuTorch: every activation quantizer of the PT2E graph
+    carries a trained range (a concat and its two inputs share one: their union), none a
+    calibrated one."""
+    from lightseg.export.executorch import _quantize
+
+    net, _ = tiny_folded(tmp_path)
+    pre = Preprocessing(size=32)
+    sim = QuantSim(net, momentum=0.5).eval()
+    with torch.no_grad():
+        sim(torch.from_numpy(input_set("calibration", pre, 4).x))
+    ranges = sim.ranges()
+    example, calib = (torch.zeros(1, 3, 32, 32),), input_set("verification", pre, 2).x
+    pinned = _quantize(net.eval(), example, calib, ranges)
+
+    def scales(model) -> np.ndarray:  # every activation quantizer's scale (float32 in the graph)
+        q = "quantized_decomposed.quantize_per_tensor.default"
+        return np.array([float(n.args[1]) for n in model.graph.nodes if str(n.target) == q])
+
+    def scale(*keys: str) -> float:
+        lo, hi = min(ranges[k][0] for k in keys), max(ranges[k][1] for k in keys)
+        return (max(hi, 0.0) - min(lo, 0.0)) / 255
+
+    # SiLU is one op in the PT2E graph (no sigmoid output to quantize); XNNPACK gives a concat,
+    # its skip input and its upsampled input one shared range: their union
+    ups = [k[: -len("_cat")] for k in ranges if k.endswith("_cat")]
+    skips = [k for k in ranges if k.endswith("_out")]
+    trained = np.array([scale(k) for k in ranges if "sig" not in k]
+                       + [scale(f"{u}_up", f"{u}_cat", s) for u in ups for s in skips])  # fmt: skip
+
+    def is_trained(s: np.ndarray) -> np.ndarray:
+        return np.isclose(s[:, None], trained[None, :], rtol=1e-5, atol=0).any(1)
+
+    got = scales(pinned)
+    assert len(got) >= 30 and is_trained(got).all(), got[~is_trained(got)]
+    assert np.isclose(got, scale("logits"), rtol=1e-5).any()
+    assert not is_trained(scales(_quantize(net.eval(), example, calib))).all()  # calibrated
+    with pytest.raises(LightsegError, match="trained ranges do not cover"):
+        _quantize(net.eval(), example, calib, {k: v for k, v in ranges.items() if k != "logits"})
