@@ -408,22 +408,21 @@ def run_qat(
     ema: float = 0.0,
 ) -> dict:
     """Fine-tune ``init`` under fake quantization; writes ``out/best``, ``out/last`` (float
-    checkpoints) and ``out/summary.json``. ``best``: the highest worst-slice (then mean) Dice of
-    fake-quant vs its own float masks (the int8 gate's binding checks), among the evaluations
-    whose fake-quant lesion Dice keeps >= 99.5% of the initial model's.
+    checkpoints) and ``out/summary.json``. ``best``: the evaluation that ranks highest by
+    :func:`score` (the strict int8 gate on the validation slices first), among step 0 and the
+    evaluations whose fake-quant lesion Dice keeps >= 99.5% of the initial model's.
     ``device``: "auto" (CUDA when available, else CPU), "cpu" or "cuda". ``consistency``: weight
     of a second loss, the mean squared difference of the fake-quant and the float logit margins
     (logit 1 - logit 0) of the same weights: what the int8 gate judges (an artifact against its
     own float model), trained directly. ``consistency_kind`` "kl" replaces the squared margin
     difference by the KL divergence of the float from the fake-quant pixel class probabilities:
     confident pixels, where int8 cannot flip the mask, weigh little; pixels near 50/50 weigh
-    most. ``range_n`` full slices (``range_lesion_fraction`` of them
-    with a lesion) initialise the activation ranges; ``range_n=0`` takes the trained ranges of
-    ``init`` (a QAT checkpoint: the ranges its weights were trained for and its int8 exports
-    pin); ``freeze_after=0`` keeps those ranges
-    as they are for the whole run (no observing on the training crops). ``ema`` > 0: validate
-    and save an exponential moving average of the weights (decay per step) instead of the
-    last step's."""
+    most. ``range_n`` full slices (``range_lesion_fraction`` of them with a lesion) initialise
+    the activation ranges; ``range_n=0`` takes the trained ranges of ``init`` (a QAT checkpoint:
+    the ranges its weights were trained for and its int8 exports pin); ``freeze_after=0`` keeps
+    those ranges for the whole run (no observing on the training crops). ``ema`` > 0: validate
+    and save an exponential moving average of the weights (decay per step) instead of the last
+    step's."""
     from lightseg.data.dataset import build_dataset
 
     if steps < 1 or batch < 1 or val_every < 1 or freeze_after < 0 or not 0 < lr <= 1:
