@@ -174,8 +174,8 @@ def register_core(app: typer.Typer) -> None:
     from lightseg.pipeline.cli import export_cmd, tune_cmd
     from lightseg.pipeline.demo import demo_cmd
     from lightseg.pipeline.predict_cli import predict_cmd
+    from lightseg.pipeline.qat_cli import qat_cmd
     from lightseg.pipeline.scale import ray_map
-    from lightseg.qat import qat_cmd
     from lightseg.train_cli import eval_cmd, train_cmd
 
     set_ray_mapper(ray_map)  # --ray of eval, parity, predict (ray imported only then)

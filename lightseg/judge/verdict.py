@@ -215,3 +215,16 @@ def compare(
     elif v.undecided():
         v.status = "undecided"
     return v
+
+
+def not_passed(
+    reference_logits: np.ndarray,
+    candidate_logits: np.ndarray,
+    gt_masks: np.ndarray | None,
+    precision: str = "int8",
+) -> dict:
+    """A training loop's validation verdict under the shipped gates: the checks the candidate
+    does not pass (failed or undecided) and its confident flips."""
+    v = compare(reference_logits, candidate_logits, gt_masks, load_tolerances(), precision)
+    return {"confident_flips": int(v.metrics.get("confident_flips", 0)),
+            "gate_failures": [c.metric for c in v.checks if c.status != "pass"]}  # fmt: skip

@@ -19,6 +19,7 @@ from lightseg.checkpoint import load_checkpoint, save_checkpoint
 from lightseg.data.preprocessing import INPUT_RANGE, Preprocessing
 from lightseg.data.sets import input_set
 from lightseg.errors import LightsegError
+from lightseg.judge.verdict import not_passed
 from lightseg.models import create_model
 from lightseg.qat import (
     SCHEME,
@@ -181,6 +182,19 @@ def test_validation_ranks_by_the_int8_gate_first():
     assert score({**one_flip, "dice_q_vs_own_fp32_min": 0.995}) > score(one_flip)
 
 
+def test_the_validation_gate_is_the_judges_int8_verdict():
+    yy, xx = np.mgrid[:32, :32]
+    lesion = (yy - 16) ** 2 + (xx - 16) ** 2 < 36  # a disc, confidently lesion; the rest not
+    ref = np.stack([np.where(lesion, -5.0, 5.0), np.where(lesion, 5.0, -5.0)])[None]
+    ref = np.repeat(ref, 4, 0).astype(np.float32)
+    gt = ref.argmax(1)
+    assert not_passed(ref, ref.copy(), gt) == {"confident_flips": 0, "gate_failures": []}
+    cand = ref.copy()
+    cand[0, :, 2, 2] = cand[0, ::-1, 2, 2]  # a confident background pixel far from the disc
+    v = not_passed(ref, cand, gt)
+    assert v["confident_flips"] == 1 and "confident_flip_rate" in v["gate_failures"]
+
+
 def test_best_is_the_top_ranked_validation_and_ema_weights_are_saved(tmp_path):
     torch.manual_seed(0)
     src = tmp_path / "tiny"
@@ -190,9 +204,10 @@ def test_best_is_the_top_ranked_validation_and_ema_weights_are_saved(tmp_path):
     for ema in (0.0, 0.5):
         runs[ema] = run_qat(str(src), tmp_path / f"ema{ema}", steps=4, batch=2, crop=16,
                             freeze_after=0, train_n=8, val_n=4, val_every=1, device="cpu",
-                            ema=ema, say=lambda _: None)  # fmt: skip
+                            ema=ema, gate=not_passed, say=lambda _: None)  # fmt: skip
     s = runs[0.5]
     assert s["settings"]["weight_ema"] == 0.5 and runs[0.0]["settings"]["weight_ema"] == "off"
+    assert s["settings"]["select"].startswith("fewest strict int8 gate checks not passed")
     floor = 0.995 * s["init_lesion_dice_fp32"]  # step 0 (the init itself) always competes
     eligible = [h for h in s["history"] if h["step"] == 0 or h["lesion_dice_q"] >= floor]
     top = max(eligible, key=score)  # the first of equals
