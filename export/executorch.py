@@ -39,8 +39,8 @@ def _quantize(model, example: tuple, calib: np.ndarray, ranges: dict | None = No
     )
     graph = torch.export.export(model, example).module()
     prepared = prepare_pt2e(graph, quantizer)
-    with torch.no_grad():
-        for i in range(len(calib)):
+    with torch.no_grad():  # pinned ranges: one pass only feeds the weight observers
+        for i in range(1 if ranges else len(calib)):
             prepared(torch.from_numpy(calib[i : i + 1]))
     if ranges:
         _pin_ranges(prepared, ranges)
@@ -142,7 +142,7 @@ def build(ctx: ExportContext, precision: str) -> None:
         with atomic_path(path) as tmp:
             tmp.write_bytes(data)
     version = getattr(executorch, "__version__", "unknown")
-    n_calib = min(PT2E_CALIB_MAX, len(ctx.calib))
+    n_calib = 0 if ctx.activation_ranges else min(PT2E_CALIB_MAX, len(ctx.calib))
     q = precision == "int8"
     ranges = "trained (QAT checkpoint)" if ctx.activation_ranges else "histogram observers"
     artifact(

@@ -466,7 +466,7 @@ def run_qat(
         build_dataset("synth", pre, val_n, seed + 1000, per_volume=2), val_n
     )
     init_masks = _masks(ck.model.to(dev).eval(), val_x)
-    init_gt = evaluate(sim, init_masks, val_x, val_y, gate)["lesion_dice_fp32"]  # folded = init
+    init_gt = evaluate(sim, init_masks, val_x, val_y)["lesion_dice_fp32"]  # folded = init
     if range_n:
         frac, rseed = range_lesion_fraction, seed + 2000
         slices = build_dataset("synth", pre, range_n, rseed, per_volume=2, lesion_fraction=frac)
@@ -516,7 +516,7 @@ def run_qat(
     averaged = WeightEMA(net, ema) if ema else None
     history = [{"step": 0, **evaluate(sim, init_masks, val_x, val_y, gate)}]
     say(f"step 0 (the init, its starting ranges): {json.dumps(history[0])}")
-    best: tuple = (score(history[0]), 0)
+    best = history[0]
     floor = 0.995 * init_gt
     _save(sim, out / "best", ck, history[0], {**provenance, "steps": 0, "seconds": 0.0})
     summary: dict = {}
@@ -551,15 +551,14 @@ def run_qat(
                 history.append(m)
                 say(f"step {step}: {json.dumps(m)}")
                 prov = {**provenance, "steps": step, "seconds": m["seconds"]}
-                if m["lesion_dice_q"] >= floor and score(m) > best[0]:
-                    best = (score(m), step)
+                if m["lesion_dice_q"] >= floor and score(m) > score(best):
+                    best = m
                     _save(sim, out / "best", ck, m, prov)
                 _save(sim, out / "last", ck, m, prov)
-            chosen = next(h for h in history if h["step"] == best[1])
-            summary = {"best_step": best[1],
-                       "best_dice_q_vs_own_fp32": chosen["dice_q_vs_own_fp32_mean"],
-                       "best_worst_slice": chosen["dice_q_vs_own_fp32_min"],
-                       "best_gate_failures": chosen.get("gate_failures"),
+            summary = {"best_step": best["step"],
+                       "best_dice_q_vs_own_fp32": best["dice_q_vs_own_fp32_mean"],
+                       "best_worst_slice": best["dice_q_vs_own_fp32_min"],
+                       "best_gate_failures": best.get("gate_failures"),
                        "init_lesion_dice_fp32": init_gt,
                        "history": history, **prov}  # fmt: skip
             atomic_write_text(out / "summary.json", json.dumps(summary, indent=2))
