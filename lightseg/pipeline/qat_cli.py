@@ -39,6 +39,10 @@ def qat_cmd(
     range_lesion_fraction: float = typer.Option(
         0.7, help="Fraction of the range-init slices with a lesion (the rest lesion-free)."
     ),
+    margin_weight: float = typer.Option(
+        0.0, help="Weight of a logit-margin hinge to the ground truth (fake-quant, float); 0 = off."
+    ),
+    margin: float = typer.Option(2.0, help="The hinge's margin (logit 1 - logit 0 units)."),
     ema: float = typer.Option(
         0.0, help="Validate and save an EMA of the weights with this decay per step; 0 = off."
     ),
@@ -49,6 +53,7 @@ def qat_cmd(
         val_every, seed, amp, threads or None, device, say=typer.echo, consistency=consistency,
         consistency_kind=consistency_kind, range_n=range_init,
         range_lesion_fraction=range_lesion_fraction, ema=ema, gate=not_passed,
+        margin_weight=margin_weight, margin=margin,
     )  # fmt: skip
     fails = ", ".join(s["best_gate_failures"]) or "none"
     dice = s["best_dice_q_vs_own_fp32"]

@@ -27,6 +27,7 @@ from lightseg.qat import (
     WeightEMA,
     consistency_loss,
     deployable,
+    margin_loss,
     run_qat,
     score,
 )
@@ -115,6 +116,35 @@ def test_kl_consistency_weighs_unsure_pixels_and_matches_its_definition():
     # the same margin gap of 2 costs the same under MSE, far more near 50/50 under KL
     assert consistency_loss(*confident, "mse") == consistency_loss(*unsure, "mse")
     assert consistency_loss(*unsure, "kl") > 100 * consistency_loss(*confident, "kl")
+
+
+def test_margin_hinge_costs_only_pixels_near_or_across_the_boundary():
+    # logit margins z = 3, 0.5, -0.5, -3 on lesion, lesion, background, background
+    z = torch.tensor([3.0, 0.5, -0.5, -3.0])
+    logits = torch.stack([torch.zeros(4), z]).reshape(1, 2, 1, 4)
+    y = torch.tensor([[[1, 1, 0, 0]]])
+    # relu(2 - s*z): 0, 1.5, 1.5, 0 -> mean 0.75
+    assert margin_loss(logits, y, 2.0).item() == pytest.approx(0.75)
+    # a faint false-positive speck (z = 0.5 on background) costs 2.5, confident pixels nothing
+    speck = torch.tensor([[[0.0]], [[0.5]]]).reshape(1, 2, 1, 1)
+    assert margin_loss(speck, torch.zeros(1, 1, 1, dtype=torch.long), 2.0).item() == 2.5
+    assert margin_loss(logits, y, 0.5).item() == pytest.approx(0.0)
+
+
+def test_margin_hinge_changes_the_training_and_is_recorded(tmp_path):
+    torch.manual_seed(0)
+    src = tmp_path / "tiny"
+    save_checkpoint(random_bn(create_model("lightunet", base=4)), src, "lightunet",
+                    Preprocessing(size=32))  # fmt: skip
+    weights = []
+    for w in (0.0, 5.0):
+        s = run_qat(str(src), tmp_path / f"m{w}", steps=2, batch=2, crop=16, freeze_after=1,
+                    train_n=8, val_n=4, val_every=2, device="cpu", margin_weight=w,
+                    say=lambda _: None)  # fmt: skip
+        ck = load_checkpoint(tmp_path / f"m{w}" / "last")
+        weights.append(torch.cat([p.flatten() for p in ck.model.parameters()]))
+    assert not torch.equal(weights[0], weights[1])  # same seed and data: only the loss differs
+    assert s["settings"]["loss"].endswith("+ 5.0 x logit-margin hinge 2.0 (fake-quant + float)")
 
 
 def test_frozen_ranges_come_from_the_range_init_slices(tmp_path):
@@ -236,6 +266,8 @@ def test_bad_settings_are_one_line_errors(tmp_path):
         run_qat("default", tmp_path, steps=1, range_lesion_fraction=1.5)
     with pytest.raises(LightsegError, match="ema"):
         run_qat("default", tmp_path, steps=1, ema=1.0)
+    with pytest.raises(LightsegError, match="margin"):
+        run_qat("default", tmp_path, steps=1, margin_weight=1.0, margin=0.0)
 
 
 def test_fake_quant_equals_ort_qdq(tmp_path):
