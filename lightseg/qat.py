@@ -451,8 +451,8 @@ def run_qat(
         raise LightsegError(f"qat: --ema must be a decay in [0, 1), got {ema}")
     if consistency < 0 or not math.isfinite(consistency):
         raise LightsegError("qat: --consistency must be a finite weight >= 0")
-    if not (margin_weight >= 0 and math.isfinite(margin_weight) and 0 < margin < 1e3):
-        raise LightsegError("qat: --margin-weight must be a finite weight >= 0, --margin > 0")
+    if not (margin_weight >= 0 and math.isfinite(margin_weight) and 0 < margin < math.inf):
+        raise LightsegError("qat: --margin-weight and --margin must be finite, >= 0 and > 0")
     if consistency_kind not in CONSISTENCY:
         kinds = " or ".join(CONSISTENCY)
         raise LightsegError(f"qat: --consistency-kind must be {kinds}, got {consistency_kind!r}")
