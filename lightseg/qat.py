@@ -422,6 +422,7 @@ def run_qat(
     gate: Gate | None = None,
     margin_weight: float = 0.0,
     margin: float = 2.0,
+    lesion_fraction: float = 0.7,
 ) -> dict:
     """Fine-tune ``init`` under fake quantization; writes ``out/best``, ``out/last`` (float
     checkpoints) and ``out/summary.json``. ``best``: the evaluation that ranks highest by
@@ -440,13 +441,16 @@ def run_qat(
     those ranges for the whole run (no observing on the training crops). ``ema`` > 0: validate
     and save an exponential moving average of the weights (decay per step) instead of the last
     step's. ``margin_weight`` > 0 adds that weight times :func:`margin_loss` (``margin`` in logit
-    units) of the fake-quant and of the float logits."""
+    units) of the fake-quant and of the float logits. ``lesion_fraction``: the share of training
+    slices with a lesion (the rest lesion-free, where fp32's false positives live)."""
     from lightseg.data.dataset import build_dataset
 
     if steps < 1 or batch < 1 or val_every < 1 or freeze_after < 0 or not 0 < lr <= 1:
         raise LightsegError("qat: steps, batch, val-every must be >= 1, freeze >= 0, 0 < lr <= 1")
     if range_n < 0 or not 0 <= range_lesion_fraction <= 1:
         raise LightsegError("qat: --range-init must be >= 0, --range-lesion-fraction in [0, 1]")
+    if not 0 <= lesion_fraction <= 1:
+        raise LightsegError(f"qat: --lesion-fraction must be in [0, 1], got {lesion_fraction}")
     if not 0 <= ema < 1:
         raise LightsegError(f"qat: --ema must be a decay in [0, 1), got {ema}")
     if consistency < 0 or not math.isfinite(consistency):
@@ -475,7 +479,9 @@ def run_qat(
     sim = QuantSim(net, momentum).to(dev)
     if crop is not None and crop % net.multiple:
         raise LightsegError(f"qat: --crop must be a multiple of {net.multiple}")
-    train_ds = build_dataset("synth", pre, train_n, seed, augment=True, crop=crop)
+    train_ds = build_dataset(
+        "synth", pre, train_n, seed, augment=True, lesion_fraction=lesion_fraction, crop=crop
+    )
     val_x, val_y = stack_dataset(
         build_dataset("synth", pre, val_n, seed + 1000, per_volume=2), val_n
     )
@@ -525,7 +531,8 @@ def run_qat(
             ),
         },  # fmt: skip
         "data": (
-            f"synthetic phantoms: {train_n} training slices (seed {seed}, crops {crop}), "
+            f"synthetic phantoms: {train_n} training slices (seed {seed}, crops {crop}, "
+            f"lesion fraction {lesion_fraction}), "
             f"validation {val_n} (seed {seed + 1000}), range init {range_n} (seed {seed + 2000})"
         ),
         "device": torch.cuda.get_device_name(dev) if dev.type == "cuda" else "cpu",

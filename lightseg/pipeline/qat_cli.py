@@ -21,6 +21,9 @@ def qat_cmd(
         50, help="Freeze the activation ranges after N steps (0: keep the initial ranges)."
     ),
     train_n: int = typer.Option(400, help="Distinct training slices."),
+    lesion_fraction: float = typer.Option(
+        0.7, help="Fraction of the training slices with a lesion (the rest lesion-free)."
+    ),
     val_n: int = typer.Option(24, help="Validation slices (full size)."),
     val_every: int = typer.Option(50, help="Validate and checkpoint every N steps."),
     seed: int = typer.Option(TRAIN_SEED, help="Data seed (disjoint from the named sets)."),
@@ -53,7 +56,7 @@ def qat_cmd(
         val_every, seed, amp, threads or None, device, say=typer.echo, consistency=consistency,
         consistency_kind=consistency_kind, range_n=range_init,
         range_lesion_fraction=range_lesion_fraction, ema=ema, gate=not_passed,
-        margin_weight=margin_weight, margin=margin,
+        margin_weight=margin_weight, margin=margin, lesion_fraction=lesion_fraction,
     )  # fmt: skip
     fails = ", ".join(s["best_gate_failures"]) or "none"
     dice = s["best_dice_q_vs_own_fp32"]

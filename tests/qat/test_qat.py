@@ -147,6 +147,22 @@ def test_margin_hinge_changes_the_training_and_is_recorded(tmp_path):
     assert s["settings"]["loss"].endswith("+ 5.0 x logit-margin hinge 2.0 (fake-quant + float)")
 
 
+def test_training_lesion_fraction_changes_the_data_and_is_recorded(tmp_path):
+    torch.manual_seed(0)
+    src = tmp_path / "tiny"
+    save_checkpoint(random_bn(create_model("lightunet", base=4)), src, "lightunet",
+                    Preprocessing(size=32))  # fmt: skip
+    weights = []
+    for f in (0.0, 1.0):
+        s = run_qat(str(src), tmp_path / f"f{f}", steps=2, batch=2, crop=16, freeze_after=1,
+                    train_n=8, val_n=4, val_every=2, device="cpu", lesion_fraction=f,
+                    say=lambda _: None)  # fmt: skip
+        ck = load_checkpoint(tmp_path / f"f{f}" / "last")
+        weights.append(torch.cat([p.flatten() for p in ck.model.parameters()]))
+    assert not torch.equal(weights[0], weights[1])  # same seed: only the slices differ
+    assert "8 training slices (seed 7, crops 16, lesion fraction 1.0)" in s["data"]
+
+
 def test_frozen_ranges_come_from_the_range_init_slices(tmp_path):
     """--freeze-after 0 keeps the ranges of the full range-init slices; more slices widen them."""
     torch.manual_seed(0)
@@ -264,6 +280,8 @@ def test_bad_settings_are_one_line_errors(tmp_path):
         run_qat("default", tmp_path, steps=1, device="tpu")
     with pytest.raises(LightsegError, match="range"):
         run_qat("default", tmp_path, steps=1, range_lesion_fraction=1.5)
+    with pytest.raises(LightsegError, match="--lesion-fraction"):
+        run_qat("default", tmp_path, steps=1, lesion_fraction=-0.1)
     with pytest.raises(LightsegError, match="ema"):
         run_qat("default", tmp_path, steps=1, ema=1.0)
     with pytest.raises(LightsegError, match="margin"):
