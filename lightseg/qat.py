@@ -56,6 +56,16 @@ SCHEME = {
     "mirrors": "ONNX Runtime static QDQ U8S8 (lightseg x86-ort-int8)",
     "folded": "Swish beta and BatchNorm folded before training (the deployed graph)",
 }
+#: ``--symmetric``: TensorRT's explicit quantization (zero points 0), the lightseg jetson-trt-int8
+#: QDQ file; the same quantization points, int8 activations on [-absmax, absmax].
+SYMMETRIC_SCHEME = {
+    **SCHEME,
+    "activations": "int8 symmetric per-tensor [-127, 127] on every tensor (conv, sigmoid, mul, "
+    "concat outputs, image, logits); scale max(|lo|, |hi|) / 127; the image at the window's "
+    "[0, 1] (scale 1 / 127); max-pool keeps its input's grid",
+    "mirrors": "ONNX Runtime static QDQ S8S8, ActivationSymmetric (lightseg jetson-trt-int8, "
+    "TensorRT explicit quantization)",
+}
 #: Seeds of the QAT data: disjoint from the named input sets (101, 202, 4242), the shipped
 #: model's training seeds (0, 1) and their validation seeds (1000, 1001).
 TRAIN_SEED = 7
@@ -63,7 +73,8 @@ VAL_SEED = 1007
 
 
 class FakeQuant(nn.Module):
-    """uint8 asymmetric per-tensor fake quantization with a min/max observer.
+    """uint8 asymmetric (``symmetric``: int8, zero point 0) per-tensor fake quantization with a
+    min/max observer.
 
     ``momentum=None`` keeps the running extremes (ORT's MinMax calibration); a float is the
     moving-average weight of each new batch's min/max. ``observe`` and ``quantize`` switch the
@@ -72,10 +83,15 @@ class FakeQuant(nn.Module):
     """
 
     def __init__(
-        self, momentum: float | None = 0.1, fixed: tuple[float, float] | None = None
+        self,
+        momentum: float | None = 0.1,
+        fixed: tuple[float, float] | None = None,
+        symmetric: bool = False,
     ) -> None:
         super().__init__()
         self.momentum = momentum
+        self.symmetric = symmetric
+        self.qrange = (-127, 127) if symmetric else (0, 255)
         self.fixed = fixed is not None  # a known range (the image's): never observed
         self.observe = True
         self.quantize = True
@@ -86,9 +102,12 @@ class FakeQuant(nn.Module):
     def qparams(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(scale fp32, zero point int32), computed as ORT's compute_scale_zp (float64)."""
         lo, hi = min(float(self.lo), 0.0), max(float(self.hi), 0.0)
-        scale, zp = (hi - lo) / 255.0, 0
+        if self.symmetric:
+            hi = max(-lo, hi)
+            lo = -hi
+        scale, zp = (hi - lo) / (self.qrange[1] - self.qrange[0]), 0
         if scale > np.finfo(np.float32).tiny:
-            zp = int(np.round(0.0 - lo / scale))
+            zp = 0 if self.symmetric else int(np.round(0.0 - lo / scale))
         else:
             scale = 1.0
         dev = self.lo.device
@@ -113,7 +132,7 @@ class FakeQuant(nn.Module):
         if not self.quantize or torch.isnan(self.lo):
             return x
         scale, zp = self.qparams()
-        return torch.fake_quantize_per_tensor_affine(x.float(), scale, zp, 0, 255)
+        return torch.fake_quantize_per_tensor_affine(x.float(), scale, zp, *self.qrange)
 
 
 def _weight_fq(w: torch.Tensor, axis: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -137,9 +156,10 @@ class QuantSim(nn.Module):
     """A folded float UNet (norm "none", SiLU) run with the exporter's int8 quantization points.
 
     The parameters are the wrapped ``net``'s: training this module trains ``net``.
+    ``symmetric``: int8 activations with zero points 0 (TensorRT's QDQ), else uint8 asymmetric.
     """
 
-    def __init__(self, net: UNet, momentum: float | None = 0.1) -> None:
+    def __init__(self, net: UNet, momentum: float | None = 0.1, symmetric: bool = False) -> None:
         super().__init__()
         c = net.config
         if c.norm != "none" or c.bilinear or c.activation != "silu":
@@ -150,7 +170,8 @@ class QuantSim(nn.Module):
         keys = ["image"] + [f"{p}.{k}" for p in self.dcs for k in parts]
         keys += [f"{n}.{k}" for n in net.up_names for k in ("up", "cat")] + ["logits"]
         self.fq = nn.ModuleDict(
-            {k.replace(".", "_"): FakeQuant(momentum, INPUT_RANGE if k == "image" else None)
+            {k.replace(".", "_"): FakeQuant(momentum, INPUT_RANGE if k == "image" else None,
+                                            symmetric)
              for k in keys}
         )  # fmt: skip
 
@@ -423,6 +444,7 @@ def run_qat(
     margin_weight: float = 0.0,
     margin: float = 2.0,
     lesion_fraction: float = 0.7,
+    symmetric: bool = False,
 ) -> dict:
     """Fine-tune ``init`` under fake quantization; writes ``out/best``, ``out/last`` (float
     checkpoints) and ``out/summary.json``. ``best``: the evaluation that ranks highest by
@@ -442,7 +464,9 @@ def run_qat(
     and save an exponential moving average of the weights (decay per step) instead of the last
     step's. ``margin_weight`` > 0 adds that weight times :func:`margin_loss` (``margin`` in logit
     units) of the fake-quant and of the float logits. ``lesion_fraction``: the share of training
-    slices with a lesion (the rest lesion-free, where fp32's false positives live)."""
+    slices with a lesion (the rest lesion-free, where fp32's false positives live).
+    ``symmetric``: simulate int8 activations with zero points 0, TensorRT's explicit quantization
+    (``jetson-trt-int8 --calibration trained`` then pins the trained ranges)."""
     from lightseg.data.dataset import build_dataset
 
     if steps < 1 or batch < 1 or val_every < 1 or freeze_after < 0 or not 0 < lr <= 1:
@@ -476,7 +500,7 @@ def run_qat(
     ck = load_checkpoint(init)
     pre = ck.preprocessing
     net, fold = deployable(ck.model)
-    sim = QuantSim(net, momentum).to(dev)
+    sim = QuantSim(net, momentum, symmetric).to(dev)
     if crop is not None and crop % net.multiple:
         raise LightsegError(f"qat: --crop must be a multiple of {net.multiple}")
     train_ds = build_dataset(
@@ -506,7 +530,7 @@ def run_qat(
     provenance = {
         "init_from": _lineage(init, ck),
         "command": " ".join(["lightseg", *sys.argv[1:]]) if sys.argv else "",
-        "quantization": SCHEME,
+        "quantization": SYMMETRIC_SCHEME if symmetric else SCHEME,
         "fold": fold,
         "settings": {
             "steps": steps,

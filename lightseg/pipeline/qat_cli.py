@@ -46,6 +46,9 @@ def qat_cmd(
         0.0, help="Weight of a logit-margin hinge to the ground truth (fake-quant, float); 0 = off."
     ),
     margin: float = typer.Option(2.0, help="The hinge's margin (logit 1 - logit 0 units)."),
+    symmetric: bool = typer.Option(
+        False, help="int8 activations with zero points 0 (TensorRT, jetson-trt-int8)."
+    ),
     ema: float = typer.Option(
         0.0, help="Validate and save an EMA of the weights with this decay per step; 0 = off."
     ),
@@ -57,6 +60,7 @@ def qat_cmd(
         consistency_kind=consistency_kind, range_n=range_init,
         range_lesion_fraction=range_lesion_fraction, ema=ema, gate=not_passed,
         margin_weight=margin_weight, margin=margin, lesion_fraction=lesion_fraction,
+        symmetric=symmetric,
     )  # fmt: skip
     fails = ", ".join(s["best_gate_failures"]) or "none"
     dice = s["best_dice_q_vs_own_fp32"]
