@@ -1,4 +1,10 @@
-"""Export converts the beta-folded model; verification against the unfolded model proves it."""
+"""Export converts the beta-folded model; verification against the unfolded model proves it.
+
+The fold's 1e-5 bound is measured where the fold acts: the exported folded graph against the
+unfolded model exported the same way, both run by ONNX Runtime. ORT against PyTorch is judged by
+the fp32 gate: its own kernel differences (8e-6 in probability on this tiny model with no fold at
+all, onnxruntime 1.32) are not the fold's.
+"""
 
 from __future__ import annotations
 
@@ -12,6 +18,7 @@ from lightseg.export import onnx as lonnx
 from lightseg.export.context import ExportContext
 from lightseg.export.verify import torch_reference, verify_new
 from lightseg.models import Swish
+from lightseg.runtimes.ort import run_model
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning")
 
@@ -38,13 +45,24 @@ def exported(ctx: ExportContext) -> dict:
     return ctx.artifacts["onnx-fp32"].verification
 
 
+def fold_error(ctx: ExportContext) -> float:
+    """Max |probability| difference: exported model.onnx vs the unfolded model's ONNX, in ORT."""
+    c, s = ctx.pre.channels, ctx.pre.size
+    unfolded = lonnx.torch_to_onnx(ctx.model, c, s, ctx.opset, dynamic_batch=True)
+    y_unfolded = run_model(unfolded.SerializeToString(), ctx.x)
+    y_folded = run_model(ctx.files["onnx-fp32"].read_bytes(), ctx.x)
+    prob = (torch.softmax(torch.from_numpy(y), 1) for y in (y_unfolded, y_folded))
+    return float((next(prob) - next(prob)).abs().max())
+
+
 def test_folded_graph_is_plain_silu_and_passes_fp32(tiny_checkpoint, tmp_path):
     ck = load_checkpoint(tiny_checkpoint)
     ctx = context(ck.model, ck.preprocessing, ck.classes, tmp_path)
     assert len(ctx.fold["folded"]) == 14 and not ctx.fold["kept"]
     assert not any(isinstance(m, Swish) for m in ctx.export_model.modules())
     v = exported(ctx)
-    assert v["status"] == "pass" and v["prob_abs_max"] <= 1e-5, v
+    assert v["status"] == "pass", v
+    assert fold_error(ctx) <= 1e-5
     for name in ("onnx-fp32", "onnx-fp32-fixed"):
         assert ctx.artifacts[name].options["swish_beta"] == "folded"
         assert swish_muls(ctx.files[name]) == 0
@@ -59,7 +77,8 @@ def test_negative_beta_stays_unfolded_and_passes(tiny_checkpoint, tmp_path):
     ctx = context(ck.model, ck.preprocessing, ck.classes, tmp_path)
     assert list(ctx.fold["kept"]) == ["inc.double_conv.2"]
     v = exported(ctx)
-    assert v["status"] == "pass" and v["prob_abs_max"] <= 1e-5, v
+    assert v["status"] == "pass", v
+    assert fold_error(ctx) <= 1e-5
     opt = ctx.artifacts["onnx-fp32"].options["swish_beta"]
     assert opt == {"kept": ["inc.double_conv.2"], "folded": 13}
     assert swish_muls(ctx.files["onnx-fp32"]) == 1
