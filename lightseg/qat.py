@@ -26,6 +26,7 @@ The saved result is a normal float lightseg checkpoint (BN-free, plain SiLU): it
 
 from __future__ import annotations
 
+import copy
 import json
 import math
 import platform
@@ -373,6 +374,16 @@ def margin_loss(logits: torch.Tensor, target: torch.Tensor, margin: float) -> to
     return F.relu(margin - (2 * target.float() - 1) * z).mean()
 
 
+def anchor_loss(logits: torch.Tensor, init: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean KL(init || current) class probabilities over the pixels the init model gets right
+    (its argmax is the ground truth): keep what the starting model does well while the other
+    losses fix its mistakes (fp32's false-positive blobs live outside this set)."""
+    right = (init.argmax(1) == target).float()
+    log_c, log_i = F.log_softmax(logits.float(), 1), F.log_softmax(init.float(), 1)
+    kl = F.kl_div(log_c, log_i, reduction="none", log_target=True).sum(1)
+    return (kl * right).sum() / right.sum().clamp_min(1.0)
+
+
 def _lr(steps: int, warmup: int):
     def f(step: int) -> float:
         if step < warmup:
@@ -445,6 +456,7 @@ def run_qat(
     margin: float = 2.0,
     lesion_fraction: float = 0.7,
     symmetric: bool = False,
+    anchor: float = 0.0,
 ) -> dict:
     """Fine-tune ``init`` under fake quantization; writes ``out/best``, ``out/last`` (float
     checkpoints) and ``out/summary.json``. ``best``: the evaluation that ranks highest by
@@ -466,7 +478,8 @@ def run_qat(
     units) of the fake-quant and of the float logits. ``lesion_fraction``: the share of training
     slices with a lesion (the rest lesion-free, where fp32's false positives live).
     ``symmetric``: simulate int8 activations with zero points 0, TensorRT's explicit quantization
-    (``jetson-trt-int8 --calibration trained`` then pins the trained ranges)."""
+    (``jetson-trt-int8 --calibration trained`` then pins the trained ranges). ``anchor`` > 0 adds
+    that weight times :func:`anchor_loss` of the float logits against the init's (frozen)."""
     from lightseg.data.dataset import build_dataset
 
     if steps < 1 or batch < 1 or val_every < 1 or freeze_after < 0 or not 0 < lr <= 1:
@@ -479,6 +492,8 @@ def run_qat(
         raise LightsegError(f"qat: --ema must be a decay in [0, 1), got {ema}")
     if consistency < 0 or not math.isfinite(consistency):
         raise LightsegError("qat: --consistency must be a finite weight >= 0")
+    if anchor < 0 or not math.isfinite(anchor):
+        raise LightsegError("qat: --anchor must be a finite weight >= 0")
     if not (margin_weight >= 0 and math.isfinite(margin_weight) and 0 < margin < math.inf):
         raise LightsegError("qat: --margin-weight and --margin must be finite, >= 0 and > 0")
     if consistency_kind not in CONSISTENCY:
@@ -501,6 +516,7 @@ def run_qat(
     pre = ck.preprocessing
     net, fold = deployable(ck.model)
     sim = QuantSim(net, momentum, symmetric).to(dev)
+    frozen = copy.deepcopy(net).eval().requires_grad_(False) if anchor else None
     if crop is not None and crop % net.multiple:
         raise LightsegError(f"qat: --crop must be a multiple of {net.multiple}")
     train_ds = build_dataset(
@@ -552,7 +568,8 @@ def run_qat(
                 f" + {margin_weight} x logit-margin hinge {margin} (fake-quant + float)"
                 if margin_weight
                 else ""
-            ),
+            )
+            + (f" + {anchor} x KL(init || float) where the init is right" if anchor else ""),
         },  # fmt: skip
         "data": (
             f"synthetic phantoms: {train_n} training slices (seed {seed}, crops {crop}, "
@@ -579,7 +596,7 @@ def run_qat(
         with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
             logits = sim(x)
         loss = loss_fn(logits.float(), y)
-        if consistency or margin_weight:
+        if consistency or margin_weight or anchor:
             with torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
                 ref = sim.net(x)  # the same weights in float: the artifact's own reference
         if consistency:
@@ -587,6 +604,10 @@ def run_qat(
         if margin_weight:
             hinge = margin_loss(logits, y, margin) + margin_loss(ref, y, margin)
             loss = loss + margin_weight * hinge
+        if anchor:
+            with torch.no_grad(), torch.autocast(dev.type, dtype=torch.bfloat16, enabled=amp):
+                start = frozen(x)
+            loss = loss + anchor * anchor_loss(ref, start, y)
         if not torch.isfinite(loss):
             raise LightsegError(f"qat diverged at step {step} (loss {loss.item()})")
         opt.zero_grad(set_to_none=True)

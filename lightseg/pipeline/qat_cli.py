@@ -49,6 +49,9 @@ def qat_cmd(
     symmetric: bool = typer.Option(
         False, help="int8 activations with zero points 0 (TensorRT, jetson-trt-int8)."
     ),
+    anchor: float = typer.Option(
+        0.0, help="Weight of KL(init || float) on the pixels the init gets right; 0 = off."
+    ),
     ema: float = typer.Option(
         0.0, help="Validate and save an EMA of the weights with this decay per step; 0 = off."
     ),
@@ -60,7 +63,7 @@ def qat_cmd(
         consistency_kind=consistency_kind, range_n=range_init,
         range_lesion_fraction=range_lesion_fraction, ema=ema, gate=not_passed,
         margin_weight=margin_weight, margin=margin, lesion_fraction=lesion_fraction,
-        symmetric=symmetric,
+        symmetric=symmetric, anchor=anchor,
     )  # fmt: skip
     fails = ", ".join(s["best_gate_failures"]) or "none"
     dice = s["best_dice_q_vs_own_fp32"]

@@ -26,6 +26,7 @@ from lightseg.qat import (
     SYMMETRIC_SCHEME,
     QuantSim,
     WeightEMA,
+    anchor_loss,
     consistency_loss,
     deployable,
     margin_loss,
@@ -146,6 +147,36 @@ def test_margin_hinge_changes_the_training_and_is_recorded(tmp_path):
         weights.append(torch.cat([p.flatten() for p in ck.model.parameters()]))
     assert not torch.equal(weights[0], weights[1])  # same seed and data: only the loss differs
     assert s["settings"]["loss"].endswith("+ 5.0 x logit-margin hinge 2.0 (fake-quant + float)")
+
+
+def test_anchor_costs_drift_only_where_the_init_is_right():
+    init = torch.tensor([2.0, -2.0, 1.0, -1.0]).reshape(1, 1, 1, 4)
+    init = torch.cat([torch.zeros_like(init), init], 1)  # margins 2, -2, 1, -1
+    y = torch.tensor([[[1, 0, 0, 0]]])  # pixel 2 is the init's false positive
+    assert anchor_loss(init, init, y).item() == 0.0
+    moved = init.clone()
+    moved[0, 1, 0, 2] = -3.0  # fixing the false positive costs nothing
+    assert anchor_loss(moved, init, y).item() == 0.0
+    moved[0, 1, 0, 0] = 0.0  # a right pixel drifting costs its KL over the 3 right pixels
+    p, q = torch.sigmoid(torch.tensor(2.0)), torch.tensor(0.5)
+    kl = p * torch.log(p / q) + (1 - p) * torch.log((1 - p) / (1 - q))
+    assert anchor_loss(moved, init, y).item() == pytest.approx(kl.item() / 3, rel=1e-5)
+
+
+def test_anchor_changes_the_training_and_is_recorded(tmp_path):
+    torch.manual_seed(0)
+    src = tmp_path / "tiny"
+    save_checkpoint(random_bn(create_model("lightunet", base=4)), src, "lightunet",
+                    Preprocessing(size=32))  # fmt: skip
+    weights = []
+    for a in (0.0, 1000.0):
+        s = run_qat(str(src), tmp_path / f"a{a}", steps=3, batch=2, crop=16, freeze_after=1,
+                    train_n=8, val_n=4, val_every=3, device="cpu", anchor=a,
+                    say=lambda _: None)  # fmt: skip
+        ck = load_checkpoint(tmp_path / f"a{a}" / "last")
+        weights.append(torch.cat([p.flatten() for p in ck.model.parameters()]))
+    assert not torch.equal(weights[0], weights[1])  # same seed and data: only the loss differs
+    assert s["settings"]["loss"].endswith("+ 1000.0 x KL(init || float) where the init is right")
 
 
 def test_training_lesion_fraction_changes_the_data_and_is_recorded(tmp_path):
@@ -307,6 +338,8 @@ def test_bad_settings_are_one_line_errors(tmp_path):
         run_qat("default", tmp_path, steps=1, ema=1.0)
     with pytest.raises(LightsegError, match="margin"):
         run_qat("default", tmp_path, steps=1, margin_weight=1.0, margin=0.0)
+    with pytest.raises(LightsegError, match="--anchor"):
+        run_qat("default", tmp_path, steps=1, anchor=float("inf"))
 
 
 def test_fake_quant_equals_ort_qdq(tmp_path):
