@@ -516,9 +516,9 @@ def run_qat(
     pre = ck.preprocessing
     net, fold = deployable(ck.model)
     sim = QuantSim(net, momentum, symmetric).to(dev)
-    frozen = copy.deepcopy(net).eval().requires_grad_(False) if anchor else None
     if crop is not None and crop % net.multiple:
         raise LightsegError(f"qat: --crop must be a multiple of {net.multiple}")
+    frozen = copy.deepcopy(net).eval().requires_grad_(False) if anchor else None
     train_ds = build_dataset(
         "synth", pre, train_n, seed, augment=True, lesion_fraction=lesion_fraction, crop=crop
     )

@@ -54,11 +54,32 @@ def random_bn(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
     return model.eval()
 
 
-def test_three_step_run_saves_a_loadable_checkpoint(tmp_path):
+def tiny_source(tmp_path: Path) -> Path:
+    """A base=4 lightunet with random BN (seed 0), saved at ``tmp_path/tiny``."""
     torch.manual_seed(0)
     src = tmp_path / "tiny"
     save_checkpoint(random_bn(create_model("lightunet", base=4)), src, "lightunet",
                     Preprocessing(size=32))  # fmt: skip
+    return src
+
+
+def runs_varying(tmp_path: Path, steps: int, name: str, values) -> tuple[dict, list]:
+    """Short runs from :func:`tiny_source`, same seed and data, ``name`` set to each of
+    ``values``: (the last run's summary, each run's last weights flattened)."""
+    src = tiny_source(tmp_path)
+    weights = []
+    for v in values:
+        out = tmp_path / f"{name}{v}"
+        s = run_qat(str(src), out, steps=steps, batch=2, crop=16, freeze_after=1, train_n=8,
+                    val_n=4, val_every=steps, device="cpu", say=lambda _: None,
+                    **{name: v})  # fmt: skip
+        ck = load_checkpoint(out / "last")
+        weights.append(torch.cat([p.flatten() for p in ck.model.parameters()]))
+    return s, weights
+
+
+def test_three_step_run_saves_a_loadable_checkpoint(tmp_path):
+    src = tiny_source(tmp_path)
     init = load_checkpoint(src)
     s = run_qat(str(src), tmp_path / "run", steps=3, batch=2, crop=16, freeze_after=1,
                 train_n=8, val_n=4, val_every=2, device="cpu", say=lambda _: None)  # fmt: skip
@@ -80,10 +101,7 @@ def test_three_step_run_saves_a_loadable_checkpoint(tmp_path):
 
 
 def test_consistency_loss_changes_the_training_and_is_recorded(tmp_path):
-    torch.manual_seed(0)
-    src = tmp_path / "tiny"
-    save_checkpoint(random_bn(create_model("lightunet", base=4)), src, "lightunet",
-                    Preprocessing(size=32))  # fmt: skip
+    src = tiny_source(tmp_path)
     weights, runs = [], {}
     for w, kind in ((0.0, "mse"), (1.0, "mse"), (1.0, "kl")):
         runs[w, kind] = run_qat(str(src), tmp_path / f"run{w}{kind}", steps=2, batch=2, crop=16,
@@ -134,17 +152,7 @@ def test_margin_hinge_costs_only_pixels_near_or_across_the_boundary():
 
 
 def test_margin_hinge_changes_the_training_and_is_recorded(tmp_path):
-    torch.manual_seed(0)
-    src = tmp_path / "tiny"
-    save_checkpoint(random_bn(create_model("lightunet", base=4)), src, "lightunet",
-                    Preprocessing(size=32))  # fmt: skip
-    weights = []
-    for w in (0.0, 5.0):
-        s = run_qat(str(src), tmp_path / f"m{w}", steps=2, batch=2, crop=16, freeze_after=1,
-                    train_n=8, val_n=4, val_every=2, device="cpu", margin_weight=w,
-                    say=lambda _: None)  # fmt: skip
-        ck = load_checkpoint(tmp_path / f"m{w}" / "last")
-        weights.append(torch.cat([p.flatten() for p in ck.model.parameters()]))
+    s, weights = runs_varying(tmp_path, 2, "margin_weight", (0.0, 5.0))
     assert not torch.equal(weights[0], weights[1])  # same seed and data: only the loss differs
     assert s["settings"]["loss"].endswith("+ 5.0 x logit-margin hinge 2.0 (fake-quant + float)")
 
@@ -164,42 +172,19 @@ def test_anchor_costs_drift_only_where_the_init_is_right():
 
 
 def test_anchor_changes_the_training_and_is_recorded(tmp_path):
-    torch.manual_seed(0)
-    src = tmp_path / "tiny"
-    save_checkpoint(random_bn(create_model("lightunet", base=4)), src, "lightunet",
-                    Preprocessing(size=32))  # fmt: skip
-    weights = []
-    for a in (0.0, 1000.0):
-        s = run_qat(str(src), tmp_path / f"a{a}", steps=3, batch=2, crop=16, freeze_after=1,
-                    train_n=8, val_n=4, val_every=3, device="cpu", anchor=a,
-                    say=lambda _: None)  # fmt: skip
-        ck = load_checkpoint(tmp_path / f"a{a}" / "last")
-        weights.append(torch.cat([p.flatten() for p in ck.model.parameters()]))
+    s, weights = runs_varying(tmp_path, 3, "anchor", (0.0, 1000.0))
     assert not torch.equal(weights[0], weights[1])  # same seed and data: only the loss differs
     assert s["settings"]["loss"].endswith("+ 1000.0 x KL(init || float) where the init is right")
 
 
 def test_training_lesion_fraction_changes_the_data_and_is_recorded(tmp_path):
-    torch.manual_seed(0)
-    src = tmp_path / "tiny"
-    save_checkpoint(random_bn(create_model("lightunet", base=4)), src, "lightunet",
-                    Preprocessing(size=32))  # fmt: skip
-    weights = []
-    for f in (0.0, 1.0):
-        s = run_qat(str(src), tmp_path / f"f{f}", steps=2, batch=2, crop=16, freeze_after=1,
-                    train_n=8, val_n=4, val_every=2, device="cpu", lesion_fraction=f,
-                    say=lambda _: None)  # fmt: skip
-        ck = load_checkpoint(tmp_path / f"f{f}" / "last")
-        weights.append(torch.cat([p.flatten() for p in ck.model.parameters()]))
+    s, weights = runs_varying(tmp_path, 2, "lesion_fraction", (0.0, 1.0))
     assert not torch.equal(weights[0], weights[1])  # same seed: only the slices differ
     assert "8 training slices (seed 7, crops 16, lesion fraction 1.0)" in s["data"]
 
 
 def test_symmetric_run_simulates_zero_points_0_and_records_the_scheme(tmp_path):
-    torch.manual_seed(0)
-    src = tmp_path / "tiny"
-    save_checkpoint(random_bn(create_model("lightunet", base=4)), src, "lightunet",
-                    Preprocessing(size=32))  # fmt: skip
+    src = tiny_source(tmp_path)
     s = run_qat(str(src), tmp_path / "sym", steps=1, batch=2, crop=16, train_n=8, val_n=4,
                 val_every=1, device="cpu", symmetric=True, say=lambda _: None)  # fmt: skip
     assert s["quantization"] == SYMMETRIC_SCHEME != SCHEME
@@ -217,10 +202,7 @@ def test_symmetric_run_simulates_zero_points_0_and_records_the_scheme(tmp_path):
 
 def test_frozen_ranges_come_from_the_range_init_slices(tmp_path):
     """--freeze-after 0 keeps the ranges of the full range-init slices; more slices widen them."""
-    torch.manual_seed(0)
-    src = tmp_path / "tiny"
-    save_checkpoint(random_bn(create_model("lightunet", base=4)), src, "lightunet",
-                    Preprocessing(size=32))  # fmt: skip
+    src = tiny_source(tmp_path)
 
     def ranges(run: str, steps: int, freeze: int, n: int) -> dict[str, list[float]]:
         s = run_qat(str(src), tmp_path / run, steps=steps, batch=2, crop=16, freeze_after=freeze,
@@ -238,10 +220,7 @@ def test_frozen_ranges_come_from_the_range_init_slices(tmp_path):
 
 
 def test_range_init_0_continues_on_the_init_checkpoints_trained_ranges(tmp_path):
-    torch.manual_seed(0)
-    src = tmp_path / "tiny"
-    save_checkpoint(random_bn(create_model("lightunet", base=4)), src, "lightunet",
-                    Preprocessing(size=32))  # fmt: skip
+    src = tiny_source(tmp_path)
     kw = {"steps": 2, "batch": 2, "crop": 16, "freeze_after": 0, "train_n": 8, "val_n": 4,
           "device": "cpu", "say": lambda _: None}  # fmt: skip
     run_qat(str(src), tmp_path / "a", range_n=4, **kw)
@@ -294,10 +273,7 @@ def test_the_validation_gate_is_the_judges_int8_verdict():
 
 
 def test_best_is_the_top_ranked_validation_and_ema_weights_are_saved(tmp_path):
-    torch.manual_seed(0)
-    src = tmp_path / "tiny"
-    save_checkpoint(random_bn(create_model("lightunet", base=4)), src, "lightunet",
-                    Preprocessing(size=32))  # fmt: skip
+    src = tiny_source(tmp_path)
     runs = {}
     for ema in (0.0, 0.5):
         runs[ema] = run_qat(str(src), tmp_path / f"ema{ema}", steps=4, batch=2, crop=16,
