@@ -52,6 +52,7 @@ class TrainConfig:
     out: str = "runs/lightunet"
     size: int = 256  # model input size (Preprocessing.size)
     crop: int | None = 96  # random training crops (lesion-biased); None = full slices
+    lesion_fraction: float = 0.7  # share of synthetic training slices with a lesion
     steps: int = 1500
     batch: int = 8
     lr: float = 2e-3
@@ -95,6 +96,9 @@ def _check_config(c: TrainConfig) -> None:
         v = getattr(c, name)
         if type(v) not in (int, float) or not lo <= v <= hi or (name == "lr" and v == 0):
             raise bad(f"{name} must be a finite number in ({lo}, {hi}], got {v!r}")
+    lf = c.lesion_fraction
+    if type(lf) not in (int, float) or not 0 <= lf <= 1:
+        raise bad(f"lesion_fraction must be in [0, 1], got {one_line(repr(lf), 40)}")
     if c.crop is not None and (type(c.crop) is not int or not 1 <= c.crop <= c.size):
         raise bad(f"crop must be 1..size ({c.size}) or none, got {c.crop!r}")
     if c.threads is not None and (type(c.threads) is not int or not 1 <= c.threads <= 1024):
@@ -128,10 +132,18 @@ def _lr_lambda(cfg: TrainConfig):
 
 
 def loss_fn(logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Cross-entropy + (1 - soft Dice of the lesion class over the batch)."""
+    """Cross-entropy + (1 - soft Dice of the lesion class over the batch).
+
+    A batch without lesion pixels trains on cross-entropy alone: its soft Dice would be
+    1 / (1 + sum of lesion probabilities), which a few hundred thousand background pixels at
+    ~1e-4 each hold near 0 however well the model does, and whose gradient pushes every pixel
+    toward background: lesion-free-heavy training then shrinks the lesions (docs/qat.md).
+    """
     ce = F.cross_entropy(logits, target)
-    p = logits.softmax(1)[:, 1]
     t = (target == 1).float()
+    if not t.any():
+        return ce
+    p = logits.softmax(1)[:, 1]
     soft_dice = (2 * (p * t).sum() + 1) / (p.sum() + t.sum() + 1)
     return ce + (1 - soft_dice)
 
@@ -376,7 +388,10 @@ def train(cfg: TrainConfig, resume: bool = False, progress: bool = True) -> dict
     step, best = _load_state(out / "last", opt, sched) if resume else (0, -1.0)
     history: list[dict] = list(_state_doc(out / "last").get("history", [])) if resume else []
 
-    train_ds = build_dataset(cfg.data, pre, cfg.train_n, cfg.seed, augment=True, crop=cfg.crop)
+    train_ds = build_dataset(
+        cfg.data, pre, cfg.train_n, cfg.seed, augment=True,
+        lesion_fraction=cfg.lesion_fraction, crop=cfg.crop,
+    )  # fmt: skip
     val_ds = build_dataset(cfg.data, pre, cfg.val_n, cfg.seed + 1000, per_volume=2)
     val_x, val_y = stack_dataset(val_ds, min(cfg.val_n, len(val_ds)))
     rng = np.random.default_rng([cfg.seed, step])  # a resumed run draws new batches

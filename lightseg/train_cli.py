@@ -24,6 +24,9 @@ def train_cmd(
     out: Path = typer.Option(Path("runs/lightunet"), "--out", "-o", help="Run folder."),
     size: int = typer.Option(256, help="Model input size (slices are padded/cropped to it)."),
     crop: int = typer.Option(96, help="Training crop size (lesion-biased); 0 = full slices."),
+    lesion_fraction: float = typer.Option(
+        0.7, help="Share of synthetic training slices with a lesion (the rest: lesion-free tissue)."
+    ),
     steps: int = typer.Option(1500, help="Optimizer steps."),
     batch: int = typer.Option(8, help="Batch size."),
     lr: float = typer.Option(2e-3, help="Peak learning rate (AdamW, warm-up + cosine)."),
@@ -52,6 +55,7 @@ def train_cmd(
         raise LightsegError(f"{out} already holds a run; pass --resume to continue it")
     cfg = TrainConfig(
         model=model, data=data, out=str(out), size=size, crop=crop or None, steps=steps,
+        lesion_fraction=lesion_fraction,
         batch=batch, lr=lr, seed=seed, train_n=train_n, val_n=val_n, val_every=val_every,
         amp=amp, threads=threads or None, init=init, warmup=warmup,
         model_overrides={"base": base} if base else {},

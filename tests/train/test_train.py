@@ -87,3 +87,21 @@ def test_eval_json_is_complete(tmp_path):
         assert k in d["summary"], k
     assert len(d["cases"]) == 6
     assert (tmp_path / "ev" / "cases.csv").read_text().count("\n") == 7
+
+
+def test_lesion_fraction_zero_teaches_silence_and_is_recorded(tmp_path):
+    # only lesion-free tissue in training: the model must learn to predict no lesion anywhere
+    s = train(tiny(tmp_path, steps=40, val_every=40, lesion_fraction=0.0), progress=False)
+    assert s["train_config"]["lesion_fraction"] == 0.0
+    assert s["final"]["lesion_detection_rate"] == 0.0, s["final"]
+    assert s["final"]["false_positive_slice_rate"] == 0.0, s["final"]
+    meta = json.loads((tmp_path / "run" / "last" / "model.json").read_text())
+    assert meta["provenance"]["train_config"]["lesion_fraction"] == 0.0
+
+
+@pytest.mark.parametrize("bad", ["1.5", "-0.1", "nan"])
+def test_bad_lesion_fraction_is_one_line(tmp_path, capsys, bad):
+    rc = main(["train", "--out", str(tmp_path / "run"), "--lesion-fraction", bad])
+    err = capsys.readouterr().err
+    assert rc == 2 and "lesion_fraction must be in [0, 1]" in err and "Traceback" not in err
+    assert not (tmp_path / "run").exists()

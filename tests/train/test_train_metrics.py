@@ -54,3 +54,19 @@ def test_summary_fp_rate_and_ci():
     assert s["false_positive_slice_rate"] == 0.5
     lo, hi = s["lesion_dice_ci95"]
     assert lo < 0.75 < hi
+
+
+def test_loss_of_a_lesion_free_batch_is_cross_entropy_alone():
+    import torch
+    import torch.nn.functional as F
+
+    from lightseg.train import loss_fn
+
+    g = torch.Generator().manual_seed(0)
+    logits = torch.randn(2, 2, 64, 64, generator=g)
+    empty = torch.zeros(2, 64, 64, dtype=torch.long)
+    assert loss_fn(logits, empty).item() == F.cross_entropy(logits, empty).item()
+    # with a lesion pixel the soft Dice term is back, and it is large for random logits
+    one = empty.clone()
+    one[0, 10, 10] = 1
+    assert loss_fn(logits, one).item() > F.cross_entropy(logits, one).item() + 0.9
