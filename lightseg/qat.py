@@ -562,7 +562,7 @@ def run_qat(
             "weight_ema": ema or "off",
             "select": ("fewest strict int8 gate checks not passed, then " if gate else "")
             + "worst, then mean slice",
-            "loss": "lightseg.train.loss_fn"
+            "loss": "lightseg.train.loss_fn (CE alone on lesion-free batches)"
             + (f" + {consistency} x {CONSISTENCY[consistency_kind]}" if consistency else "")
             + (
                 f" + {margin_weight} x logit-margin hinge {margin} (fake-quant + float)"

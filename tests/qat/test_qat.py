@@ -118,7 +118,9 @@ def test_consistency_loss_changes_the_training_and_is_recorded(tmp_path):
     assert loss.endswith("+ 1.0 x MSE(fake-quant margin, float margin)")
     loss = runs[1.0, "kl"]["settings"]["loss"]
     assert loss.endswith("+ 1.0 x KL(float || fake-quant class probabilities)")
-    assert runs[0.0, "mse"]["settings"]["loss"] == "lightseg.train.loss_fn"
+    assert runs[0.0, "mse"]["settings"]["loss"] == (
+        "lightseg.train.loss_fn (CE alone on lesion-free batches)"
+    )
 
 
 def test_kl_consistency_weighs_unsure_pixels_and_matches_its_definition():
