@@ -87,6 +87,7 @@ class Probe:
     work: Path
     method: str = "minmax"
     silu_float: bool = False
+    symmetric: bool = False
     overrides: dict = field(default_factory=dict)
     float_nodes: tuple[str, ...] = ()
     threads: int = 2
@@ -120,7 +121,7 @@ class Probe:
         nodes = Q.quantize_int8(
             self.prep, dst, self.calib, method, cache=self.cache, float_nodes=tuple(base + fl),
             only_nodes=only, a16_tensors=tuple(a16), silu_float=self.silu_float,
-            overrides=self.overrides, preprocessed=True,
+            symmetric=self.symmetric, overrides=self.overrides, preprocessed=True,
         )  # fmt: skip
         return {"float_nodes": nodes, "a16_tensors": a16}
 
@@ -253,13 +254,16 @@ def plan(
     threads: int = 2,
     progress=None,
     overrides: dict | None = None,
+    symmetric: bool = False,
 ) -> tuple[Probe, dict]:
     """Sensitivity ("all but") then the greedy search; returns the probe and the decision.
 
     ``overrides``: pinned ranges (the "trained" method's); "mse" computes its own.
+    ``symmetric``: int8 activations with zero points 0 (TensorRT's QDQ).
     """
     tol = load_tolerances() if tolerances is None else tolerances
-    probe = Probe(src, calib, x, ref, masks, work, method=method, threads=threads)
+    probe = Probe(src, calib, x, ref, masks, work, method=method, threads=threads,
+                  symmetric=symmetric)  # fmt: skip
     probe.overrides = dict(overrides or {})
     if method == "mse":
         probe.overrides = mse_overrides(probe.prep, calib, probe.cache)
@@ -286,8 +290,18 @@ def holdout(ctx: ExportContext, model: Path) -> dict:
     return v.summary(held.describe())
 
 
-def build_int8_mixed(ctx: ExportContext) -> None:
-    """model-int8-mixed.onnx: int8 with the fewest float layers for which the int8 gate holds.
+#: The mixed artifacts: (name, file, activations, what runs the float units) by ``symmetric``.
+MIXED = {
+    False: ("onnx-int8-mixed", "model-int8-mixed.onnx", "uint8", "float32 on the ORT CPU EP"),
+    True: ("onnx-int8-trt-mixed", "model-int8-trt-mixed.onnx", "int8 symmetric",
+           "fp16 in a TensorRT engine built with --int8 --fp16 (float32 on the ORT CPU EP here)"),
+}  # fmt: skip
+
+
+def build_int8_mixed(ctx: ExportContext, symmetric: bool = False) -> None:
+    """model-int8-mixed.onnx: int8 with the fewest float layers for which the int8 gate holds
+    (``symmetric``: model-int8-trt-mixed.onnx, TensorRT's explicit quantization, whose engine
+    runs the float layers in fp16).
 
     The search judges its steps on the ``search`` set (as many slices as the verification set);
     the export's verification, parity and the auto-tune then judge the chosen mix on the
@@ -298,6 +312,7 @@ def build_int8_mixed(ctx: ExportContext) -> None:
     from lightseg.data.sets import input_set
     from lightseg.export.verify import torch_reference
 
+    name, filename, activations, float_runs = MIXED[symmetric]
     src = ctx.files["onnx-fp32"]
     method = ctx.calibration  # the export's --calibration: one choice for every int8 artifact
     seen = input_set("search", ctx.pre, len(ctx.x))
@@ -305,14 +320,15 @@ def build_int8_mixed(ctx: ExportContext) -> None:
         probe, d = plan(
             src, ctx.calib, seen.x, torch_reference(ctx.model, seen.x), seen.masks, Path(tmp),
             method=method, threads=ctx.threads, overrides=Q.method_overrides(ctx, src),
+            symmetric=symmetric,
         )  # fmt: skip
-        path = ctx.out / "model-int8-mixed.onnx"
+        path = ctx.out / filename
         info = probe.quantize(path, float_units=d["float_units"])
         held = holdout(ctx, path)
-    ctx.files["onnx-int8-mixed"] = path
+    ctx.files[name] = path
     artifact(
         ctx,
-        "onnx-int8-mixed",
+        name,
         path,
         t(),
         backend="onnxruntime",
@@ -321,11 +337,12 @@ def build_int8_mixed(ctx: ExportContext) -> None:
         tools=Q.ort_tools(),
         options={
             "format": "QDQ",
-            "activations": "uint8",
+            "activations": activations,
             "weights": "int8 per-channel",
             "calibration": method,
             "calibration_images": len(ctx.calib),
             "float_units": d["float_units"],
+            "float_units_run": float_runs,
             "float_macs": round(probe.mac_share(d["float_units"]), 4),
             "free_units": d["free_units"],
             "float_nodes": info["float_nodes"],

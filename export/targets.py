@@ -110,6 +110,17 @@ TARGETS: dict[str, Target] = {
             "needs TensorRT + an NVIDIA GPU (JetPack on the Jetson)",
         ),
         Target(
+            "jetson-trt-int8-mixed",
+            "NVIDIA Jetson, TensorRT engine from symmetric QDQ ONNX with the most sensitive layers "
+            "left to fp16, searched until the strict int8 gate holds. Opt-in: ~24 quantizations",
+            ("onnx", "trt-int8", "int8-trt-mixed", "trt-int8-mixed"),
+            ("tensorrt-int8", "onnx-int8-trt", "tensorrt-int8-mixed", "onnx-int8-trt-mixed"),
+            ORT,
+            ORT_HINT,
+            "needs TensorRT + an NVIDIA GPU (JetPack on the Jetson); the QDQ file runs on ORT CPU",
+            in_all=False,
+        ),
+        Target(
             "x86-ort-int8",
             "x86 server, ONNX Runtime CPU, int8 QDQ (U8 activations, S8 per-channel weights)",
             ("onnx", "int8"),
@@ -207,6 +218,7 @@ def _steps() -> dict[str, Callable[[ExportContext], None]]:
         "int8": quantize.build_int8,
         "int8-variants": quantize.build_int8_variants,
         "int8-mixed": build_int8_mixed,
+        "int8-trt-mixed": lambda c: build_int8_mixed(c, symmetric=True),
         "ort-fp32": lambda c: ort_mobile.build(c, "fp32"),
         "ort-int8": lambda c: ort_mobile.build(c, "int8"),
         "coreml-fp16": lambda c: coreml.build(c, "fp16"),
@@ -216,6 +228,7 @@ def _steps() -> dict[str, Callable[[ExportContext], None]]:
         "coreml-w8a8": lambda c: coreml.build_compressed(c, "w8a8"),
         "trt-fp16": lambda c: tensorrt.build(c, "fp16"),
         "trt-int8": lambda c: tensorrt.build(c, "int8"),
+        "trt-int8-mixed": lambda c: tensorrt.build(c, "int8-mixed"),
         "openvino-fp32": lambda c: openvino.build(c, "fp32"),
         "openvino-int8": lambda c: openvino.build(c, "int8"),
         "openvino-bf16": openvino.build_bf16,

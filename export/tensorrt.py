@@ -125,9 +125,17 @@ SHAPES="--minShapes=image:1x{c}x{s}x{s} --optShapes=image:1x{c}x{s}x{s} \\
 "$TRTEXEC" --onnx=../model.onnx $SHAPES --fp16 \\
   --timingCacheFile=timing.cache --saveEngine=model-fp16.engine
 
-# int8 from the symmetric QDQ model (explicit quantization; fp16 for the rest)
-"$TRTEXEC" --onnx=../model-int8-trt.onnx $SHAPES --int8 --fp16 \\
-  --timingCacheFile=timing.cache --saveEngine=model-int8.engine
+# int8 from the symmetric QDQ model (explicit quantization; fp16 for the rest), where exported
+if [ -f ../model-int8-trt.onnx ]; then
+  "$TRTEXEC" --onnx=../model-int8-trt.onnx $SHAPES --int8 --fp16 \\
+    --timingCacheFile=timing.cache --saveEngine=model-int8.engine
+fi
+
+# mixed (jetson-trt-int8-mixed): the same, its sensitive layers without QDQ run in fp16
+if [ -f ../model-int8-trt-mixed.onnx ]; then
+  "$TRTEXEC" --onnx=../model-int8-trt-mixed.onnx $SHAPES --int8 --fp16 \\
+    --timingCacheFile=timing.cache --saveEngine=model-int8-mixed.engine
+fi
 
 # latency (p90 is the headline), after building:
 #   "$TRTEXEC" --loadEngine=model-fp16.engine --shapes=image:1x{c}x{s}x{s} \\
@@ -171,11 +179,15 @@ def build_int8_trt(ctx: ExportContext) -> None:
     )
 
 
+#: The ONNX each engine precision is built from ("int8-mixed": the jetson-trt-int8-mixed step's).
+SOURCES = {"fp16": "onnx-fp32", "int8": "onnx-int8-trt", "int8-mixed": "onnx-int8-trt-mixed"}
+
+
 def build(ctx: ExportContext, precision: str) -> None:
     """Engine (TensorRT present) or readiness report + build script (absent), per precision."""
     if precision == "int8" and "onnx-int8-trt" not in ctx.files:
         build_int8_trt(ctx)
-    src = ctx.files["onnx-fp32" if precision == "fp16" else "onnx-int8-trt"]
+    src = ctx.files[SOURCES[precision]]
     folder = ctx.out / "tensorrt"
     folder.mkdir(exist_ok=True)
     with timer() as t:
@@ -200,7 +212,7 @@ def build(ctx: ExportContext, precision: str) -> None:
         path,
         t(),
         backend="tensorrt",
-        precision=precision,
+        precision="int8" if precision == "int8-mixed" else precision,
         format=fmt,
         options={
             "onnx": src.name,
@@ -227,7 +239,7 @@ def build_engine(onnx_path: Path, dst: Path, ctx: ExportContext, precision: str)
         raise LightsegError(f"TensorRT could not parse {onnx_path.name}: {parser.get_error(0)}")
     config = builder.create_builder_config()
     config.set_flag(trt.BuilderFlag.FP16)
-    if precision == "int8":
+    if precision.startswith("int8"):
         config.set_flag(trt.BuilderFlag.INT8)
     c, s = ctx.pre.channels, ctx.pre.size
     profile = builder.create_optimization_profile()

@@ -1,17 +1,17 @@
 """Gated auto-tune per device family: runtime x precision x execution mode, fastest that passes.
 
-For a family (x86, openvino, android-ort, executorch, web) the candidates are the export's
+For a family (x86, openvino, android-ort, executorch, web, jetson) the candidates are the export's
 artifacts for it plus run-time variants of them (OpenVINO ``EXECUTION_MODE_HINT`` ACCURACY vs
 PERFORMANCE, ``INFERENCE_PRECISION_HINT`` bf16) and, on x86, the peers a user would reach for
 alone (ORT and OpenVINO defaults, torch.compile fp32 / bf16 autocast). Variants and peers are
 written into the manifest as artifacts over the same files, so every candidate is judged by
 ``lightseg parity``'s own run (the one judge, the verification set, ``--n auto``) and timed by
 ``lightseg bench``'s own interleaved, repeat-until-stable run. The fastest candidate that passes
-is kept (on ``web``, whose latency cannot be measured here, the smallest that passes); the
-evidence (every candidate's verdict with its CI, latency with noise figures) goes to
-``manifest.extra["auto_tune"][family]``. Results are cached in the export folder under a key of
-the candidates' hashes and options, the tolerance file and the machine class, so a rerun with
-nothing changed is instant.
+is kept (on ``web`` and ``jetson``, whose latency cannot be measured here, the smallest that
+passes); the evidence (every candidate's verdict with its CI, latency with noise figures) goes
+to ``manifest.extra["auto_tune"][family]``. Results are cached in the export folder under a key
+of the candidates' hashes and options, the tolerance file and the machine class, so a rerun
+with nothing changed is instant.
 """
 
 from __future__ import annotations
@@ -98,6 +98,9 @@ FAMILIES: dict[str, Family] = {
                False, False,
                lambda m: _by(m, lambda a: a.format == "onnx" and ("fixed" in a.name
                                                                   or a.precision == "fp16"))),
+        Family("jetson", "Jetson TensorRT int8 QDQ files (judged on ORT CPU here, not timed: "
+               "the smallest passing file keeps the fewest float layers)", False, False,
+               lambda m: _by(m, lambda a: a.format == "onnx" and "int8-trt" in a.name)),
     )
 }  # fmt: skip
 

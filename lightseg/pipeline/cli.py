@@ -73,7 +73,7 @@ def export_cmd(
 def tune_cmd(
     artifact_dir: Path = typer.Argument(Path("export"), help="Export folder with manifest.json."),
     family: str = typer.Option(
-        "x86", "--family", "-f", help="x86|openvino|android-ort|executorch|web, or all."
+        "x86", "--family", "-f", help="x86|openvino|android-ort|executorch|web|jetson, or all."
     ),
     threads: int = typer.Option(2, "--threads", help="Threads per backend."),
     runs: int = typer.Option(20, "--runs", help="Timed runs per candidate (per block)."),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import onnx
+import pytest
 from onnx import TensorProto, helper
 
 from lightseg.export import tensorrt
@@ -62,3 +63,34 @@ def test_build_script_and_honest_status(ort_export):
     v = ort_export.artifact("onnx-int8-trt").verification  # judged on ORT CPU, strict int8 gate
     assert v["status"] in ("pass", "fail", "undecided") and v["gate"].endswith("[int8]")
     assert v["status"] == "pass" or v["reason"]
+
+
+def test_build_script_builds_the_engines_whose_onnx_was_exported(ort_export, tmp_path):
+    """The recipe runs trtexec once per exported ONNX (a jetson-trt-fp16-only folder has no
+    int8 file); ``TRTEXEC`` here is a recorder standing in for the Jetson's trtexec."""
+    import os
+    import shutil
+    import subprocess
+
+    if tensorrt.available():
+        pytest.skip("TensorRT is installed: engines are built, no script is written")
+    (tmp_path / "tensorrt").mkdir()
+    script = shutil.copy(ort_export.root / "tensorrt" / "build_engines.sh", tmp_path / "tensorrt")
+    calls = tmp_path / "calls"
+    fake = tmp_path / "trtexec"
+    fake.write_text(f'#!/usr/bin/env bash\necho "$@" >> {calls}\n')
+    fake.chmod(0o755)
+
+    def engines(*onnx_files: str) -> list[str]:
+        for f in onnx_files:
+            (tmp_path / f).touch()
+        calls.unlink(missing_ok=True)
+        env = {**os.environ, "TRTEXEC": str(fake)}
+        subprocess.run(["bash", script], check=True, env=env, capture_output=True)
+        return [a.split("=", 1)[1] for a in calls.read_text().split() if a.startswith("--save")]
+
+    assert engines("model.onnx") == ["model-fp16.engine"]
+    assert engines("model-int8-trt-mixed.onnx") == ["model-fp16.engine", "model-int8-mixed.engine"]
+    assert engines("model-int8-trt.onnx") == [
+        "model-fp16.engine", "model-int8.engine", "model-int8-mixed.engine"
+    ]  # fmt: skip

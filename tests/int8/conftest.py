@@ -39,11 +39,12 @@ def tiny_ckpt(tmp_path_factory) -> str:
 
 @pytest.fixture(scope="session")
 def tiny_export(tiny_ckpt, tmp_path_factory):
-    """x86-ort-int8 + x86-int8-mixed export of the tiny checkpoint: fp32, int8, int8-mixed ONNX."""
+    """x86-ort-int8 + x86-int8-mixed + jetson-trt-int8-mixed export of the tiny checkpoint: fp32,
+    int8, int8-mixed ONNX and the TensorRT QDQ files (all int8 and mixed)."""
     from lightseg.export.targets import export
 
     out = tmp_path_factory.mktemp("int8-exp") / "x86"
-    return export(tiny_ckpt, "x86-ort-int8,x86-int8-mixed", out, calib_n=8)
+    return export(tiny_ckpt, "x86-ort-int8,x86-int8-mixed,jetson-trt-int8-mixed", out, calib_n=8)
 
 
 @pytest.fixture(scope="session")

@@ -80,8 +80,9 @@ def test_the_auto_tune_evidence_carries_the_per_layer_choices(tiny_export):
     assert _row(None, None, ov)["layers"] == layers
 
 
-def test_the_mixed_artifact_records_its_search_and_its_float_nodes_are_float(tiny_export):
-    art = tiny_export.artifact("onnx-int8-mixed")
+@pytest.mark.parametrize("name", ["onnx-int8-mixed", "onnx-int8-trt-mixed"])
+def test_the_mixed_artifact_records_its_search_and_its_float_nodes_are_float(tiny_export, name):
+    art = tiny_export.artifact(name)
     o = art.options
     assert o["calibration"] == "minmax"  # the export's --calibration
     steps = o["search"]
@@ -96,6 +97,26 @@ def test_the_mixed_artifact_records_its_search_and_its_float_nodes_are_float(tin
     for n in g.node:
         if n.name in o["float_nodes"] and n.op_type in ("Conv", "ConvTranspose"):
             assert n.input[1] not in dq_out, n.name
+
+
+def test_the_tensorrt_mix_is_symmetric_int8_and_its_engine_recipe_builds_it(tiny_export):
+    from lightseg.export import tensorrt
+    from lightseg.pipeline.autotune import FAMILIES
+
+    art = tiny_export.artifact("onnx-int8-trt-mixed")
+    path = tiny_export.path_of(art)
+    assert art.options["activations"] == "int8 symmetric"
+    assert "fp16" in art.options["float_units_run"]
+    ready = tensorrt.readiness(path)  # int8 only, every zero point 0: TensorRT's QDQ
+    assert ready["status"] == "passed" and ready["op_counts"]["QuantizeLinear"] > 0
+    engine = tiny_export.artifact("tensorrt-int8-mixed")
+    assert engine.precision == "int8" and engine.options["onnx"] == path.name
+    if not tensorrt.available():
+        script = (tiny_export.root / engine.path).read_text()
+        assert "--onnx=../model-int8-trt-mixed.onnx" in script
+        assert "--saveEngine=model-int8-mixed.engine" in script
+    jetson = {a.name for a in FAMILIES["jetson"].select(tiny_export)}
+    assert jetson == {"onnx-int8-trt", "onnx-int8-trt-mixed"}
 
 
 @pytest.fixture(scope="module")
