@@ -21,6 +21,7 @@ import numpy as np
 from lightseg.errors import LightsegError
 from lightseg.export import quantize as Q
 from lightseg.export.context import ExportContext, artifact, timer
+from lightseg.export.tensorrt import PLACEMENT
 from lightseg.judge.verdict import Verdict, compare, load_tolerances
 
 #: A unit under this share of the MACs runs float at no measurable cost (docs/int8.md).
@@ -87,7 +88,7 @@ class Probe:
     work: Path
     method: str = "minmax"
     silu_float: bool = False
-    symmetric: bool = False
+    symmetric: bool = False  # TensorRT's QDQ: zero points 0, where a conv reads its input
     overrides: dict = field(default_factory=dict)
     float_nodes: tuple[str, ...] = ()
     threads: int = 2
@@ -121,7 +122,8 @@ class Probe:
         nodes = Q.quantize_int8(
             self.prep, dst, self.calib, method, cache=self.cache, float_nodes=tuple(base + fl),
             only_nodes=only, a16_tensors=tuple(a16), silu_float=self.silu_float,
-            symmetric=self.symmetric, overrides=self.overrides, preprocessed=True,
+            symmetric=self.symmetric, conv_inputs_only=self.symmetric,
+            overrides=self.overrides, preprocessed=True,
         )  # fmt: skip
         return {"float_nodes": nodes, "a16_tensors": a16}
 
@@ -259,7 +261,7 @@ def plan(
     """Sensitivity ("all but") then the greedy search; returns the probe and the decision.
 
     ``overrides``: pinned ranges (the "trained" method's); "mse" computes its own.
-    ``symmetric``: int8 activations with zero points 0 (TensorRT's QDQ).
+    ``symmetric``: TensorRT's QDQ (int8, zero points 0, where a conv reads its input).
     """
     tol = load_tolerances() if tolerances is None else tolerances
     probe = Probe(src, calib, x, ref, masks, work, method=method, threads=threads,
@@ -338,6 +340,7 @@ def build_int8_mixed(ctx: ExportContext, symmetric: bool = False) -> None:
         options={
             "format": "QDQ",
             "activations": activations,
+            **({"placement": PLACEMENT} if symmetric else {}),
             "weights": "int8 per-channel",
             "calibration": method,
             "calibration_images": len(ctx.calib),

@@ -227,6 +227,7 @@ def quantize_int8(
     only_nodes: tuple[str, ...] = (),
     a16_tensors: tuple[str, ...] = (),
     silu_float: bool = False,
+    conv_inputs_only: bool = False,
     overrides: dict[str, list[dict]] | None = None,
     preprocessed: bool = False,
 ) -> list[str]:
@@ -238,8 +239,11 @@ def quantize_int8(
     reused after. Left in float: ``exclude_ops`` (op types), ``exclude_last_conv`` (the conv
     producing the logits), ``float_nodes`` (names) and with ``silu_float`` the Sigmoid/Mul
     nodes of every Swish (then only conv inputs/outputs are quantized). ``only_nodes``: quantize
-    just these. ``a16_tensors``: activations kept at uint16 (W8A16). ``overrides``: ORT
-    TensorQuantOverrides (pinned ranges or scales); method "mse" computes them when not given.
+    just these. ``conv_inputs_only``: QDQ only where a Conv/ConvTranspose reads its input
+    (TensorRT's recommended placement: each conv runs with its Swish fused in float, its output
+    quantized where the next conv reads it; a max-pool output keeps its input's pinned range, as
+    in the full placement). ``a16_tensors``: activations kept at uint16 (W8A16). ``overrides``:
+    ORT TensorQuantOverrides (pinned ranges or scales); method "mse" computes them when not given.
     ``preprocessed``: ``src`` already went through :func:`preprocess` (saves a pass per call).
     """
     from onnxruntime.quantization import (
@@ -280,6 +284,9 @@ def quantize_int8(
                 exclude += [n for nodes in silu_nodes(graph).values() for n in nodes]
         exclude = list(dict.fromkeys(exclude))
         overrides = dict(overrides or {})
+        float_outputs = list(CONV_OPS) if conv_inputs_only else []
+        if conv_inputs_only:
+            overrides.update(_pool_overrides(prep, overrides))
         for t in a16_tensors:  # a 16-bit tensor keeps a pinned range, not an 8-bit scale
             rng = {k: v for k, v in overrides.get(t, [{}])[0].items() if k in ("rmin", "rmax")}
             overrides[t] = [{**rng, "quant_type": QuantType.QUInt16}]
@@ -295,7 +302,9 @@ def quantize_int8(
                 calibrate_method=getattr(CalibrationMethod, cm_name),
                 nodes_to_quantize=list(only_nodes),
                 nodes_to_exclude=exclude,
+                op_types_to_quantize=list(CONV_OPS) if conv_inputs_only else None,
                 extra_options={
+                    "OpTypesToExcludeOutputQuantization": float_outputs,
                     "ActivationSymmetric": symmetric,
                     "WeightSymmetric": True,
                     "CalibStridedMinMax": _chunk(len(calib)),
@@ -305,6 +314,22 @@ def quantize_int8(
                 calibration_cache_path=cache,
             )
     return exclude
+
+
+#: The ops ``conv_inputs_only`` quantizes (their activation input and weights, not their output).
+CONV_OPS = ("Conv", "ConvTranspose")
+
+
+def _pool_overrides(prep: Path, overrides: dict) -> dict:
+    """A max-pool output's pinned range is its input's (max-pool keeps its input's grid): with
+    ``conv_inputs_only`` the pooled tensor is where the next conv's quantization sits."""
+    import onnx
+
+    return {
+        n.output[0]: overrides[n.input[0]]
+        for n in onnx.load(str(prep)).graph.node
+        if n.op_type == "MaxPool" and n.input[0] in overrides
+    }
 
 
 def method_overrides(ctx: ExportContext, src: Path) -> dict | None:

@@ -14,6 +14,8 @@ the deployed graph: conv -> SiLU with no BN. Then:
   tensor of the graph, as ORT's QDQ quantizer does: the image, each conv output, each SiLU's
   Sigmoid and Mul outputs (SiLU = x * sigmoid(x) in the graph), each ConvTranspose output, each
   concat and the logits; max-pool keeps its input's grid (ORT gives it the input's parameters).
+  ``--symmetric`` simulates the TensorRT file instead: int8 zero point 0, and only where a conv
+  reads its input (TensorRT fuses conv and Swish; their outputs stay float).
 
 Fake quantization uses ``torch.fake_quantize_per_{tensor,channel}_affine`` (straight-through
 gradients inside the range); activation ranges come from moving-average min/max observers that
@@ -61,12 +63,16 @@ SCHEME = {
 #: QDQ file; the same quantization points, int8 activations on [-absmax, absmax].
 SYMMETRIC_SCHEME = {
     **SCHEME,
-    "activations": "int8 symmetric per-tensor [-127, 127] on every tensor (conv, sigmoid, mul, "
-    "concat outputs, image, logits); scale max(|lo|, |hi|) / 127; the image at the window's "
-    "[0, 1] (scale 1 / 127); max-pool keeps its input's grid",
-    "mirrors": "ONNX Runtime static QDQ S8S8, ActivationSymmetric (lightseg jetson-trt-int8, "
-    "TensorRT explicit quantization)",
+    "activations": "int8 symmetric per-tensor [-127, 127] where a conv reads its input (the "
+    "image, each Swish output, max-pool outputs, concat outputs); scale max(|lo|, |hi|) / 127; "
+    "the image at the window's [0, 1] (scale 1 / 127); conv, sigmoid and logits outputs float "
+    "(TensorRT fuses the Swish into the conv)",
+    "mirrors": "ONNX Runtime static QDQ S8S8, ActivationSymmetric, Conv/ConvTranspose inputs only "
+    "(lightseg jetson-trt-int8, TensorRT explicit quantization)",
 }
+#: ``--symmetric``'s placement: QDQ only where a conv reads its input (TensorRT's recommended
+#: placement, ``quantize_int8(conv_inputs_only=True)``); these points run float.
+CONV_INPUTS_ONLY_FLOAT = ("conv0", "conv1", "sig0", "sig1", "up", "logits")
 #: Seeds of the QAT data: disjoint from the named input sets (101, 202, 4242), the shipped
 #: model's training seeds (0, 1) and their validation seeds (1000, 1001).
 TRAIN_SEED = 7
@@ -96,6 +102,7 @@ class FakeQuant(nn.Module):
         self.fixed = fixed is not None  # a known range (the image's): never observed
         self.observe = True
         self.quantize = True
+        self.placed = True  # False: the deployed graph has no QDQ here (observed, never applied)
         lo, hi = fixed or (math.nan, math.nan)
         self.register_buffer("lo", torch.tensor(lo))
         self.register_buffer("hi", torch.tensor(hi))
@@ -130,7 +137,7 @@ class FakeQuant(nn.Module):
                 else:
                     self.lo.lerp_(lo, self.momentum)
                     self.hi.lerp_(hi, self.momentum)
-        if not self.quantize or torch.isnan(self.lo):
+        if not (self.quantize and self.placed) or torch.isnan(self.lo):
             return x
         scale, zp = self.qparams()
         return torch.fake_quantize_per_tensor_affine(x.float(), scale, zp, *self.qrange)
@@ -157,10 +164,18 @@ class QuantSim(nn.Module):
     """A folded float UNet (norm "none", SiLU) run with the exporter's int8 quantization points.
 
     The parameters are the wrapped ``net``'s: training this module trains ``net``.
-    ``symmetric``: int8 activations with zero points 0 (TensorRT's QDQ), else uint8 asymmetric.
+    ``symmetric``: int8 activations with zero points 0, else uint8 asymmetric.
+    ``conv_inputs_only``: quantize only where a conv reads its input (TensorRT's placement, the
+    points in CONV_INPUTS_ONLY_FLOAT run float), else every tensor (ORT's).
     """
 
-    def __init__(self, net: UNet, momentum: float | None = 0.1, symmetric: bool = False) -> None:
+    def __init__(
+        self,
+        net: UNet,
+        momentum: float | None = 0.1,
+        symmetric: bool = False,
+        conv_inputs_only: bool = False,
+    ) -> None:
         super().__init__()
         c = net.config
         if c.norm != "none" or c.bilinear or c.activation != "silu":
@@ -175,6 +190,9 @@ class QuantSim(nn.Module):
                                             symmetric)
              for k in keys}
         )  # fmt: skip
+        self.conv_inputs_only = conv_inputs_only
+        for k, m in self.fq.items():
+            m.placed = not (conv_inputs_only and k.rsplit("_", 1)[-1] in CONV_INPUTS_ONLY_FLOAT)
 
     def q(self, key: str) -> FakeQuant:
         return self.fq[key.replace(".", "_")]
@@ -218,11 +236,13 @@ class QuantSim(nn.Module):
         return F.conv2d(x, w, b, conv.stride, conv.padding, conv.dilation, conv.groups)
 
     def _silu(self, path: str, i: int, y: torch.Tensor) -> torch.Tensor:
-        """SiLU as the graph runs it: y * sigmoid(y), both results quantized."""
+        """SiLU as the graph runs it: y * sigmoid(y), the sigmoid quantized (and the first
+        SiLU's product, the second conv's input; the caller quantizes the block's output)."""
         s = self.q(f"{path}.sig{i}")(torch.sigmoid(y))
-        return self.q(f"{path}.{'mid' if i == 0 else 'out'}")(y * s)
+        return self.q(f"{path}.mid")(y * s) if i == 0 else y * s
 
     def _double(self, path: str, x: torch.Tensor, q_in: FakeQuant) -> torch.Tensor:
+        """A DoubleConv up to its (unquantized) output."""
         seq = self.net.get_submodule(path).double_conv
         y = self._silu(path, 0, self.q(f"{path}.conv0")(self._conv(seq[0], x, q_in)))
         y = self.q(f"{path}.conv1")(self._conv(seq[3], y, self.q(f"{path}.mid")))
@@ -233,16 +253,20 @@ class QuantSim(nn.Module):
         if x.shape[-1] % net.multiple or x.shape[-2] % net.multiple:
             raise LightsegError(f"QAT input sides must be multiples of {net.multiple}")
         enc = [self.dcs[0]] + [f"{n}.maxpool_conv.1" for n in net.down_names]
-        skips = [self._double(enc[0], self.q("image")(x), self.q("image"))]
+        y, skips = self._double(enc[0], self.q("image")(x), self.q("image")), []
         for prev, path in zip(enc, enc[1:], strict=False):
-            skips.append(self._double(path, F.max_pool2d(skips[-1], 2), self.q(f"{prev}.out")))
-        y, q_y = skips.pop(), self.q(f"{enc[-1]}.out")
+            # the pooled conv input is quantized; the skip only where every tensor is
+            yq = self.q(f"{prev}.out")(y)
+            skips.append(y if self.conv_inputs_only else yq)
+            y = self._double(path, F.max_pool2d(yq, 2), self.q(f"{prev}.out"))
+        q_y = self.q(f"{enc[-1]}.out")
+        y = q_y(y)
         for name in net.up_names:
             up = net.get_submodule(name)
             u = self.q(f"{name}.up")(self._conv(up.up, y, q_y))
             cat = self.q(f"{name}.cat")(torch.cat([skips.pop(), u], dim=1))
-            y = self._double(f"{name}.conv", cat, self.q(f"{name}.cat"))
             q_y = self.q(f"{name}.conv.out")
+            y = q_y(self._double(f"{name}.conv", cat, self.q(f"{name}.cat")))
         return self.q("logits")(self._conv(net.outc.conv, y, q_y))
 
 
@@ -477,8 +501,9 @@ def run_qat(
     step's. ``margin_weight`` > 0 adds that weight times :func:`margin_loss` (``margin`` in logit
     units) of the fake-quant and of the float logits. ``lesion_fraction``: the share of training
     slices with a lesion (the rest lesion-free, where fp32's false positives live).
-    ``symmetric``: simulate int8 activations with zero points 0, TensorRT's explicit quantization
-    (``jetson-trt-int8 --calibration trained`` then pins the trained ranges). ``anchor`` > 0 adds
+    ``symmetric``: simulate TensorRT's explicit quantization, int8 activations with zero points
+    0 where a conv reads its input (``jetson-trt-int8 --calibration trained`` then pins the
+    trained ranges). ``anchor`` > 0 adds
     that weight times :func:`anchor_loss` of the float logits against the init's (frozen)."""
     from lightseg.data.dataset import build_dataset
 
@@ -515,7 +540,7 @@ def run_qat(
     ck = load_checkpoint(init)
     pre = ck.preprocessing
     net, fold = deployable(ck.model)
-    sim = QuantSim(net, momentum, symmetric).to(dev)
+    sim = QuantSim(net, momentum, symmetric, conv_inputs_only=symmetric).to(dev)
     if crop is not None and crop % net.multiple:
         raise LightsegError(f"qat: --crop must be a multiple of {net.multiple}")
     frozen = copy.deepcopy(net).eval().requires_grad_(False) if anchor else None

@@ -49,6 +49,21 @@ def test_lightseg_model_ready_and_u8_qdq_flagged(ort_export):
     assert any("zero point" in i for i in u8["issues"])
 
 
+def test_tensorrt_qdq_sits_only_where_a_conv_reads_its_input(ort_export):
+    """TensorRT's placement: every dequantized tensor feeds a Conv/ConvTranspose, and no conv
+    output is quantized (conv + Swish run fused in float)."""
+    g = onnx.load(ort_export.root / "model-int8-trt.onnx").graph
+    users: dict[str, set[str]] = {}
+    for n in g.node:
+        for i in n.input:
+            users.setdefault(i, set()).add(n.op_type)
+    makers = {o: n.op_type for n in g.node for o in n.output}
+    dq = [n for n in g.node if n.op_type == "DequantizeLinear"]
+    assert dq and all(users[n.output[0]] <= {"Conv", "ConvTranspose"} for n in dq)
+    q_inputs = {makers.get(n.input[0]) for n in g.node if n.op_type == "QuantizeLinear"}
+    assert not q_inputs & {"Conv", "ConvTranspose", "Sigmoid"}, q_inputs
+
+
 def test_build_script_and_honest_status(ort_export):
     a = ort_export.artifact("tensorrt-int8")
     if tensorrt.available():
