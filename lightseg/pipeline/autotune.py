@@ -317,7 +317,8 @@ def _tune(folder, family, threads, runs, peers, use_cache, target, effort, say) 
     key = cache_key(cands, threads, effort)
     result = _cached(folder, key) if use_cache else None
     if result is None:
-        say(f"tune {family}: judging and timing {len(names)} candidates ...")
+        how = "judging and timing" if fam.timed else "judging (not timed here)"
+        say(f"tune {family}: {how} {len(names)} candidates ...")
         result = evaluate(folder, names, fam, threads, runs, effort)
         _store(folder, key, result)
     else:

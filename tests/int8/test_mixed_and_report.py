@@ -221,3 +221,28 @@ def test_the_search_never_sees_the_slices_that_judge_the_mix(tiny_export):
     seen = input_set("search", pre, o["search_set"]["n"])
     judged = input_set("verification", pre, ver["n"])
     assert not set(seen.volume_seeds) & set(judged.volume_seeds)
+
+
+def test_the_jetson_tune_judges_both_tensorrt_files_and_keeps_the_smallest_that_passes(
+    tiny_export, tmp_path
+):
+    import contextlib
+    import shutil
+
+    from lightseg.artifact import load_manifest
+    from lightseg.errors import GateFailed
+    from lightseg.pipeline.autotune import tune
+
+    folder = shutil.copytree(tiny_export.root, tmp_path / "x")
+    lines: list[str] = []
+    with contextlib.suppress(GateFailed):  # the tiny model's files may pass or not
+        tune(folder, "jetson", say=lines.append)
+    ev = load_manifest(folder).extra["auto_tune"]["jetson"]
+    rows = {r["name"]: r for r in ev["rows"]}
+    assert set(rows) == {"onnx-int8-trt", "onnx-int8-trt-mixed"}
+    assert all(r["p50_ms"] is None and r["parity"] in ("pass", "fail", "undecided")
+               for r in rows.values())  # fmt: skip
+    passing = [r for r in rows.values() if r["passed"]]
+    smallest = min(passing, key=lambda r: r["size_bytes"])["name"] if passing else None
+    assert ev["chosen"] == smallest and ev["rule"].startswith("smallest file")
+    assert "not timed" in lines[0]
