@@ -59,8 +59,8 @@ SCHEME = {
     "mirrors": "ONNX Runtime static QDQ U8S8 (lightseg x86-ort-int8)",
     "folded": "Swish beta and BatchNorm folded before training (the deployed graph)",
 }
-#: ``--symmetric``: TensorRT's explicit quantization (zero points 0), the lightseg jetson-trt-int8
-#: QDQ file; the same quantization points, int8 activations on [-absmax, absmax].
+#: ``--symmetric``: TensorRT's explicit quantization (zero points 0, only where a conv reads its
+#: input), the lightseg jetson-trt-int8 QDQ file.
 SYMMETRIC_SCHEME = {
     **SCHEME,
     "activations": "int8 symmetric per-tensor [-127, 127] where a conv reads its input (the "

@@ -47,7 +47,8 @@ def qat_cmd(
     ),
     margin: float = typer.Option(2.0, help="The hinge's margin (logit 1 - logit 0 units)."),
     symmetric: bool = typer.Option(
-        False, help="int8 activations with zero points 0 (TensorRT, jetson-trt-int8)."
+        False,
+        help="TensorRT's int8 (jetson-trt-int8): zero points 0, only where a conv reads its input.",
     ),
     anchor: float = typer.Option(
         0.0, help="Weight of KL(init || float) on the pixels the init gets right; 0 = off."
