@@ -377,12 +377,20 @@ class WeightEMA:
 CONSISTENCY = {
     "mse": "MSE(fake-quant margin, float margin)",
     "kl": "KL(float || fake-quant class probabilities)",
+    "kl-teacher": "KL(float, held fixed || fake-quant class probabilities)",
 }
 
 
 def consistency_loss(q: torch.Tensor, f: torch.Tensor, kind: str) -> torch.Tensor:
-    """Per-pixel mean gap of fake-quant logits ``q`` and float logits ``f`` (N x 2 x H x W)."""
+    """Per-pixel mean gap of fake-quant logits ``q`` and float logits ``f`` (N x 2 x H x W).
+
+    "kl-teacher": the float logits are a fixed target (no gradient through them), so the gap
+    only moves the fake-quant path toward the float model, never the float model toward a worse
+    fake-quant one (what "kl" lets happen where the gap is large: symmetric int8, docs/qat.md).
+    """
     q, f = q.float(), f.float()
+    if kind == "kl-teacher":
+        f, kind = f.detach(), "kl"
     if kind == "kl":
         log_q, log_f = F.log_softmax(q, 1), F.log_softmax(f, 1)
         return F.kl_div(log_q, log_f, reduction="none", log_target=True).sum(1).mean()
@@ -487,24 +495,24 @@ def run_qat(
     :func:`score` (``gate``, the strict int8 judge, on the validation slices first; the command
     always passes it), among step 0 and the evaluations whose fake-quant lesion Dice keeps
     >= 99.5% of the initial model's.
-    ``device``: "auto" (CUDA when available, else CPU), "cpu" or "cuda". ``consistency``: weight
-    of a second loss, the mean squared difference of the fake-quant and the float logit margins
-    (logit 1 - logit 0) of the same weights: what the int8 gate judges (an artifact against its
-    own float model), trained directly. ``consistency_kind`` "kl" replaces the squared margin
-    difference by the KL divergence of the float from the fake-quant pixel class probabilities:
-    confident pixels, where int8 cannot flip the mask, weigh little; pixels near 50/50 weigh
-    most. ``range_n`` full slices (``range_lesion_fraction`` of them with a lesion) initialise
-    the activation ranges; ``range_n=0`` takes the trained ranges of ``init`` (a QAT checkpoint:
-    the ranges its weights were trained for and its int8 exports pin); ``freeze_after=0`` keeps
-    those ranges for the whole run (no observing on the training crops). ``ema`` > 0: validate
-    and save an exponential moving average of the weights (decay per step) instead of the last
-    step's. ``margin_weight`` > 0 adds that weight times :func:`margin_loss` (``margin`` in logit
-    units) of the fake-quant and of the float logits. ``lesion_fraction``: the share of training
-    slices with a lesion (the rest lesion-free, where fp32's false positives live).
-    ``symmetric``: simulate TensorRT's explicit quantization, int8 activations with zero points
-    0 where a conv reads its input (``jetson-trt-int8 --calibration trained`` then pins the
-    trained ranges). ``anchor`` > 0 adds
-    that weight times :func:`anchor_loss` of the float logits against the init's (frozen)."""
+    ``device``: "auto" (CUDA when available, else CPU), "cpu" or "cuda". ``consistency``: weight of
+    a second loss, the mean squared difference of the fake-quant and the float logit margins (logit
+    1 - logit 0) of the same weights: what the int8 gate judges (an artifact against its own float
+    model), trained directly. ``consistency_kind`` "kl" replaces the squared margin difference by
+    the KL divergence of the float from the fake-quant pixel class probabilities: confident pixels,
+    where int8 cannot flip the mask, weigh little; pixels near 50/50 weigh most; "kl-teacher" holds
+    the float logits fixed in it. ``range_n`` full slices (``range_lesion_fraction`` of them with a
+    lesion) initialise the activation ranges; ``range_n=0`` takes the trained ranges of ``init`` (a
+    QAT checkpoint: the ranges its weights were trained for and its int8 exports pin);
+    ``freeze_after=0`` keeps those ranges for the whole run (no observing on the training crops).
+    ``ema`` > 0: validate and save an exponential moving average of the weights (decay per step)
+    instead of the last step's. ``margin_weight`` > 0 adds that weight times :func:`margin_loss`
+    (``margin`` in logit units) of the fake-quant and of the float logits. ``lesion_fraction``: the
+    share of training slices with a lesion (the rest lesion-free, where fp32's false positives
+    live). ``symmetric``: simulate TensorRT's explicit quantization, int8 activations with zero
+    points 0 where a conv reads its input (``jetson-trt-int8 --calibration trained`` then pins the
+    trained ranges). ``anchor`` > 0 adds that weight times :func:`anchor_loss` of the float logits
+    against the init's (frozen)."""
     from lightseg.data.dataset import build_dataset
 
     if steps < 1 or batch < 1 or val_every < 1 or freeze_after < 0 or not 0 < lr <= 1:

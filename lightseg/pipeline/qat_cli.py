@@ -34,7 +34,9 @@ def qat_cmd(
         0.0, help="Weight of the fake-quant vs float loss (--consistency-kind); 0 = off."
     ),
     consistency_kind: str = typer.Option(
-        "mse", help="mse: squared logit-margin difference; kl: KL of the class probabilities."
+        "mse",
+        help="mse: squared logit-margin difference; kl: KL of the class probabilities; "
+        "kl-teacher: the same KL with the float logits held fixed.",
     ),
     range_init: int = typer.Option(
         8, help="Full slices that initialise the activation ranges; 0 = the init's trained ones."

@@ -103,7 +103,7 @@ def test_three_step_run_saves_a_loadable_checkpoint(tmp_path):
 def test_consistency_loss_changes_the_training_and_is_recorded(tmp_path):
     src = tiny_source(tmp_path)
     weights, runs = [], {}
-    for w, kind in ((0.0, "mse"), (1.0, "mse"), (1.0, "kl")):
+    for w, kind in ((0.0, "mse"), (1.0, "mse"), (1.0, "kl"), (1.0, "kl-teacher")):
         runs[w, kind] = run_qat(str(src), tmp_path / f"run{w}{kind}", steps=2, batch=2, crop=16,
                                 freeze_after=1, train_n=8, val_n=4, val_every=2, device="cpu",
                                 consistency=w, consistency_kind=kind,
@@ -114,6 +114,10 @@ def test_consistency_loss_changes_the_training_and_is_recorded(tmp_path):
         assert 0.0 <= s["best_worst_slice"] <= s["best_dice_q_vs_own_fp32"] <= 1.0
     # same seed and data: only the loss differs
     assert not torch.equal(weights[0], weights[1]) and not torch.equal(weights[1], weights[2])
+    assert not torch.equal(weights[2], weights[3])  # the teacher held fixed trains differently
+    assert runs[1.0, "kl-teacher"]["settings"]["loss"].endswith(
+        "+ 1.0 x KL(float, held fixed || fake-quant class probabilities)"
+    )
     loss = runs[1.0, "mse"]["settings"]["loss"]
     assert loss.endswith("+ 1.0 x MSE(fake-quant margin, float margin)")
     loss = runs[1.0, "kl"]["settings"]["loss"]
@@ -138,6 +142,17 @@ def test_kl_consistency_weighs_unsure_pixels_and_matches_its_definition():
     # the same margin gap of 2 costs the same under MSE, far more near 50/50 under KL
     assert consistency_loss(*confident, "mse") == consistency_loss(*unsure, "mse")
     assert consistency_loss(*unsure, "kl") > 100 * consistency_loss(*confident, "kl")
+
+
+def test_kl_teacher_is_kl_with_no_gradient_into_the_float_logits():
+    torch.manual_seed(0)
+    q, f = torch.randn(2, 2, 4, 4, requires_grad=True), torch.randn(2, 2, 4, 4, requires_grad=True)
+    kl, teacher = consistency_loss(q, f, "kl"), consistency_loss(q, f, "kl-teacher")
+    assert torch.allclose(kl, teacher) and kl > 0
+    teacher.backward()
+    assert f.grad is None and q.grad.abs().sum() > 0
+    consistency_loss(q, f, "kl").backward()
+    assert f.grad.abs().sum() > 0  # plain KL also moves the float logits
 
 
 def test_margin_hinge_costs_only_pixels_near_or_across_the_boundary():
