@@ -21,7 +21,8 @@ import numpy as np
 from lightseg.errors import LightsegError
 from lightseg.export import quantize as Q
 from lightseg.export.context import ExportContext, artifact, timer
-from lightseg.export.tensorrt import PLACEMENT
+from lightseg.export.tensorrt import ACTIVATIONS, PLACEMENT
+from lightseg.export.trt_offset import quantize_offset
 from lightseg.judge.verdict import Verdict, compare, load_tolerances
 
 #: A unit under this share of the MACs runs float at no measurable cost (docs/int8.md).
@@ -88,7 +89,7 @@ class Probe:
     work: Path
     method: str = "minmax"
     silu_float: bool = False
-    symmetric: bool = False  # TensorRT's QDQ: zero points 0, where a conv reads its input
+    symmetric: bool = False  # TensorRT's QDQ: zero points 0 (offset grids), on conv inputs
     overrides: dict = field(default_factory=dict)
     float_nodes: tuple[str, ...] = ()
     threads: int = 2
@@ -119,10 +120,15 @@ class Probe:
         if keep == "a16":
             a16, fl = Q.unit_tensors(onnx.load(str(self.prep)).graph, fl), []
         method = "minmax" if self.method in ("mse", "trained") else self.method
+        if self.symmetric:  # TensorRT: each conv input's uint8 grid, by offsets
+            nodes = quantize_offset(
+                self.prep, dst, self.calib, method, cache=self.cache, float_nodes=tuple(base + fl),
+                only_nodes=only, overrides=self.overrides, preprocessed=True,
+            )  # fmt: skip
+            return {"float_nodes": nodes, "a16_tensors": []}
         nodes = Q.quantize_int8(
             self.prep, dst, self.calib, method, cache=self.cache, float_nodes=tuple(base + fl),
             only_nodes=only, a16_tensors=tuple(a16), silu_float=self.silu_float,
-            symmetric=self.symmetric, conv_inputs_only=self.symmetric,
             overrides=self.overrides, preprocessed=True,
         )  # fmt: skip
         return {"float_nodes": nodes, "a16_tensors": a16}
@@ -295,7 +301,7 @@ def holdout(ctx: ExportContext, model: Path) -> dict:
 #: The mixed artifacts: (name, file, activations, what runs the float units) by ``symmetric``.
 MIXED = {
     False: ("onnx-int8-mixed", "model-int8-mixed.onnx", "uint8", "float32 on the ORT CPU EP"),
-    True: ("onnx-int8-trt-mixed", "model-int8-trt-mixed.onnx", "int8 symmetric",
+    True: ("onnx-int8-trt-mixed", "model-int8-trt-mixed.onnx", ACTIVATIONS,
            "fp16 in a TensorRT engine built with --int8 --fp16 (float32 on the ORT CPU EP here)"),
 }  # fmt: skip
 

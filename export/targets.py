@@ -102,7 +102,7 @@ TARGETS: dict[str, Target] = {
         ),
         Target(
             "jetson-trt-int8",
-            "NVIDIA Jetson, TensorRT int8 engine from symmetric QDQ ONNX",
+            "Jetson, TensorRT int8 engine, QDQ ONNX (zero points 0, uint8 grids by offset)",
             ("onnx", "trt-int8"),
             ("tensorrt-int8", "onnx-int8-trt"),
             ORT,
@@ -111,8 +111,8 @@ TARGETS: dict[str, Target] = {
         ),
         Target(
             "jetson-trt-int8-mixed",
-            "NVIDIA Jetson, TensorRT engine from symmetric QDQ ONNX with the most sensitive layers "
-            "left to fp16, searched until the strict int8 gate holds. Opt-in: ~24 quantizations",
+            "NVIDIA Jetson, TensorRT engine from the jetson-trt-int8 QDQ ONNX with the most "
+            "sensitive layers left to fp16, searched until the strict int8 gate holds. Opt-in",
             ("onnx", "trt-int8", "int8-trt-mixed", "trt-int8-mixed"),
             ("tensorrt-int8", "onnx-int8-trt", "tensorrt-int8-mixed", "onnx-int8-trt-mixed"),
             ORT,

@@ -14,8 +14,9 @@ the deployed graph: conv -> SiLU with no BN. Then:
   tensor of the graph, as ORT's QDQ quantizer does: the image, each conv output, each SiLU's
   Sigmoid and Mul outputs (SiLU = x * sigmoid(x) in the graph), each ConvTranspose output, each
   concat and the logits; max-pool keeps its input's grid (ORT gives it the input's parameters).
-  ``--symmetric`` simulates the TensorRT file instead: int8 zero point 0, and only where a conv
-  reads its input (TensorRT fuses conv and Swish; their outputs stay float).
+  ``--tensorrt`` simulates the Jetson file instead: the same uint8 grids, only where a conv
+  reads its input (TensorRT fuses conv and Swish; their outputs stay float); the file keeps
+  those grids with zero points 0 by offsets folded into the convs (``export.trt_offset``).
 
 Fake quantization uses ``torch.fake_quantize_per_{tensor,channel}_affine`` (straight-through
 gradients inside the range); activation ranges come from moving-average min/max observers that
@@ -59,18 +60,16 @@ SCHEME = {
     "mirrors": "ONNX Runtime static QDQ U8S8 (lightseg x86-ort-int8)",
     "folded": "Swish beta and BatchNorm folded before training (the deployed graph)",
 }
-#: ``--symmetric``: TensorRT's explicit quantization (zero points 0, only where a conv reads its
-#: input), the lightseg jetson-trt-int8 QDQ file.
-SYMMETRIC_SCHEME = {
+#: ``--tensorrt``: the lightseg jetson-trt-int8 QDQ file (TensorRT explicit quantization).
+TENSORRT_SCHEME = {
     **SCHEME,
-    "activations": "int8 symmetric per-tensor [-127, 127] where a conv reads its input (the "
-    "image, each Swish output, max-pool outputs, concat outputs); scale max(|lo|, |hi|) / 127; "
-    "the image at the window's [0, 1] (scale 1 / 127); conv, sigmoid and logits outputs float "
-    "(TensorRT fuses the Swish into the conv)",
-    "mirrors": "ONNX Runtime static QDQ S8S8, ActivationSymmetric, Conv/ConvTranspose inputs only "
-    "(lightseg jetson-trt-int8, TensorRT explicit quantization)",
+    "activations": "uint8 asymmetric per-tensor where a conv reads its input (the image, each "
+    "Swish output, max-pool outputs, concat outputs); the image at the window's [0, 1]; conv, "
+    "sigmoid and logits outputs float (TensorRT fuses the Swish into the conv)",
+    "mirrors": "ONNX Runtime static QDQ U8S8, Conv/ConvTranspose inputs only; lightseg "
+    "jetson-trt-int8 is that file with zero points 0, each grid kept by an offset in the conv",
 }
-#: ``--symmetric``'s placement: QDQ only where a conv reads its input (TensorRT's recommended
+#: ``--tensorrt``'s placement: QDQ only where a conv reads its input (TensorRT's recommended
 #: placement, ``quantize_int8(conv_inputs_only=True)``); these points run float.
 CONV_INPUTS_ONLY_FLOAT = ("conv0", "conv1", "sig0", "sig1", "up", "logits")
 #: Seeds of the QAT data: disjoint from the named input sets (101, 202, 4242), the shipped
@@ -80,8 +79,7 @@ VAL_SEED = 1007
 
 
 class FakeQuant(nn.Module):
-    """uint8 asymmetric (``symmetric``: int8, zero point 0) per-tensor fake quantization with a
-    min/max observer.
+    """uint8 asymmetric per-tensor fake quantization with a min/max observer.
 
     ``momentum=None`` keeps the running extremes (ORT's MinMax calibration); a float is the
     moving-average weight of each new batch's min/max. ``observe`` and ``quantize`` switch the
@@ -93,12 +91,10 @@ class FakeQuant(nn.Module):
         self,
         momentum: float | None = 0.1,
         fixed: tuple[float, float] | None = None,
-        symmetric: bool = False,
     ) -> None:
         super().__init__()
         self.momentum = momentum
-        self.symmetric = symmetric
-        self.qrange = (-127, 127) if symmetric else (0, 255)
+        self.qrange = (0, 255)
         self.fixed = fixed is not None  # a known range (the image's): never observed
         self.observe = True
         self.quantize = True
@@ -110,12 +106,9 @@ class FakeQuant(nn.Module):
     def qparams(self) -> tuple[torch.Tensor, torch.Tensor]:
         """(scale fp32, zero point int32), computed as ORT's compute_scale_zp (float64)."""
         lo, hi = min(float(self.lo), 0.0), max(float(self.hi), 0.0)
-        if self.symmetric:
-            hi = max(-lo, hi)
-            lo = -hi
         scale, zp = (hi - lo) / (self.qrange[1] - self.qrange[0]), 0
         if scale > np.finfo(np.float32).tiny:
-            zp = 0 if self.symmetric else int(np.round(0.0 - lo / scale))
+            zp = int(np.round(0.0 - lo / scale))
         else:
             scale = 1.0
         dev = self.lo.device
@@ -164,7 +157,6 @@ class QuantSim(nn.Module):
     """A folded float UNet (norm "none", SiLU) run with the exporter's int8 quantization points.
 
     The parameters are the wrapped ``net``'s: training this module trains ``net``.
-    ``symmetric``: int8 activations with zero points 0, else uint8 asymmetric.
     ``conv_inputs_only``: quantize only where a conv reads its input (TensorRT's placement, the
     points in CONV_INPUTS_ONLY_FLOAT run float), else every tensor (ORT's).
     """
@@ -173,7 +165,6 @@ class QuantSim(nn.Module):
         self,
         net: UNet,
         momentum: float | None = 0.1,
-        symmetric: bool = False,
         conv_inputs_only: bool = False,
     ) -> None:
         super().__init__()
@@ -186,8 +177,7 @@ class QuantSim(nn.Module):
         keys = ["image"] + [f"{p}.{k}" for p in self.dcs for k in parts]
         keys += [f"{n}.{k}" for n in net.up_names for k in ("up", "cat")] + ["logits"]
         self.fq = nn.ModuleDict(
-            {k.replace(".", "_"): FakeQuant(momentum, INPUT_RANGE if k == "image" else None,
-                                            symmetric)
+            {k.replace(".", "_"): FakeQuant(momentum, INPUT_RANGE if k == "image" else None)
              for k in keys}
         )  # fmt: skip
         self.conv_inputs_only = conv_inputs_only
@@ -487,7 +477,7 @@ def run_qat(
     margin_weight: float = 0.0,
     margin: float = 2.0,
     lesion_fraction: float = 0.7,
-    symmetric: bool = False,
+    tensorrt: bool = False,
     anchor: float = 0.0,
 ) -> dict:
     """Fine-tune ``init`` under fake quantization; writes ``out/best``, ``out/last`` (float
@@ -509,10 +499,9 @@ def run_qat(
     instead of the last step's. ``margin_weight`` > 0 adds that weight times :func:`margin_loss`
     (``margin`` in logit units) of the fake-quant and of the float logits. ``lesion_fraction``: the
     share of training slices with a lesion (the rest lesion-free, where fp32's false positives
-    live). ``symmetric``: simulate TensorRT's explicit quantization, int8 activations with zero
-    points 0 where a conv reads its input (``jetson-trt-int8 --calibration trained`` then pins the
-    trained ranges). ``anchor`` > 0 adds that weight times :func:`anchor_loss` of the float logits
-    against the init's (frozen)."""
+    live). ``tensorrt``: quantize only where a conv reads its input, as the Jetson file does
+    (``jetson-trt-int8 --calibration trained`` then pins the trained grids). ``anchor`` > 0 adds
+    that weight times :func:`anchor_loss` of the float logits against the init's (frozen)."""
     from lightseg.data.dataset import build_dataset
 
     if steps < 1 or batch < 1 or val_every < 1 or freeze_after < 0 or not 0 < lr <= 1:
@@ -548,7 +537,7 @@ def run_qat(
     ck = load_checkpoint(init)
     pre = ck.preprocessing
     net, fold = deployable(ck.model)
-    sim = QuantSim(net, momentum, symmetric, conv_inputs_only=symmetric).to(dev)
+    sim = QuantSim(net, momentum, conv_inputs_only=tensorrt).to(dev)
     if crop is not None and crop % net.multiple:
         raise LightsegError(f"qat: --crop must be a multiple of {net.multiple}")
     frozen = copy.deepcopy(net).eval().requires_grad_(False) if anchor else None
@@ -579,7 +568,7 @@ def run_qat(
     provenance = {
         "init_from": _lineage(init, ck),
         "command": " ".join(["lightseg", *sys.argv[1:]]) if sys.argv else "",
-        "quantization": SYMMETRIC_SCHEME if symmetric else SCHEME,
+        "quantization": TENSORRT_SCHEME if tensorrt else SCHEME,
         "fold": fold,
         "settings": {
             "steps": steps,

@@ -48,9 +48,9 @@ def qat_cmd(
         0.0, help="Weight of a logit-margin hinge to the ground truth (fake-quant, float); 0 = off."
     ),
     margin: float = typer.Option(2.0, help="The hinge's margin (logit 1 - logit 0 units)."),
-    symmetric: bool = typer.Option(
+    tensorrt: bool = typer.Option(
         False,
-        help="TensorRT's int8 (jetson-trt-int8): zero points 0, only where a conv reads its input.",
+        help="Simulate the Jetson file (jetson-trt-int8): int8 only where a conv reads its input.",
     ),
     anchor: float = typer.Option(
         0.0, help="Weight of KL(init || float) on the pixels the init gets right; 0 = off."
@@ -66,7 +66,7 @@ def qat_cmd(
         consistency_kind=consistency_kind, range_n=range_init,
         range_lesion_fraction=range_lesion_fraction, ema=ema, gate=not_passed,
         margin_weight=margin_weight, margin=margin, lesion_fraction=lesion_fraction,
-        symmetric=symmetric, anchor=anchor,
+        tensorrt=tensorrt, anchor=anchor,
     )  # fmt: skip
     fails = ", ".join(s["best_gate_failures"]) or "none"
     dice = s["best_dice_q_vs_own_fp32"]

@@ -22,8 +22,9 @@ from lightseg.errors import LightsegError
 from lightseg.judge.verdict import not_passed
 from lightseg.models import create_model
 from lightseg.qat import (
+    CONV_INPUTS_ONLY_FLOAT,
     SCHEME,
-    SYMMETRIC_SCHEME,
+    TENSORRT_SCHEME,
     QuantSim,
     WeightEMA,
     anchor_loss,
@@ -200,21 +201,18 @@ def test_training_lesion_fraction_changes_the_data_and_is_recorded(tmp_path):
     assert "8 training slices (seed 7, crops 16, lesion fraction 1.0)" in s["data"]
 
 
-def test_symmetric_run_simulates_zero_points_0_and_records_the_scheme(tmp_path):
+def test_tensorrt_run_quantizes_where_a_conv_reads_and_records_the_scheme(tmp_path):
     src = tiny_source(tmp_path)
-    s = run_qat(str(src), tmp_path / "sym", steps=1, batch=2, crop=16, train_n=8, val_n=4,
-                val_every=1, device="cpu", symmetric=True, say=lambda _: None)  # fmt: skip
-    assert s["quantization"] == SYMMETRIC_SCHEME != SCHEME
-    ck = load_checkpoint(tmp_path / "sym" / "last")
-    sim = QuantSim(deployable(ck.model)[0], symmetric=True)
-    for k, (lo, hi) in ck.meta["provenance"]["activation_ranges"].items():
-        sim.fq[k].lo.fill_(lo)
-        sim.fq[k].hi.fill_(hi)
-    for k, m in sim.fq.items():
-        scale, zp = m.qparams()
-        lo, hi = ck.meta["provenance"]["activation_ranges"][k]
-        assert int(zp) == 0 and float(scale) == pytest.approx(max(abs(lo), abs(hi)) / 127), k
-    assert float(sim.q("image").qparams()[0]) == pytest.approx(1 / 127)  # the window's [0, 1]
+    s = run_qat(str(src), tmp_path / "trt", steps=1, batch=2, crop=16, train_n=8, val_n=4,
+                val_every=1, device="cpu", tensorrt=True, say=lambda _: None)  # fmt: skip
+    assert s["quantization"] == TENSORRT_SCHEME != SCHEME
+    ck = load_checkpoint(tmp_path / "trt" / "last")
+    sim = QuantSim(deployable(ck.model)[0], conv_inputs_only=True)
+    ranges = ck.meta["provenance"]["activation_ranges"]
+    assert set(ranges) == set(sim.fq)  # every point observed: the export pins them by order
+    floats = {k for k, m in sim.fq.items() if not m.placed}
+    assert floats and all(k.rsplit("_", 1)[-1] in CONV_INPUTS_ONLY_FLOAT for k in floats)
+    assert sim.q("image").placed and float(sim.q("image").qparams()[0]) == pytest.approx(1 / 255)
 
 
 def test_frozen_ranges_come_from_the_range_init_slices(tmp_path):
@@ -410,19 +408,20 @@ def tiny_folded(tmp_path: Path) -> tuple[torch.nn.Module, Path]:
     return net, preprocess(tmp_path / "f.onnx", tmp_path / "p.onnx")
 
 
-@pytest.mark.parametrize("symmetric", [False, True], ids=["uint8", "tensorrt"])
-def test_trained_ranges_reproduce_the_qat_graph_in_ort(tmp_path, symmetric):
+@pytest.mark.parametrize("tensorrt", [False, True], ids=["uint8", "tensorrt"])
+def test_trained_ranges_reproduce_the_qat_graph_in_ort(tmp_path, tensorrt):
     """--calibration trained pins QAT's own ranges: ORT's int8 logits are the simulation's, for
-    the uint8 asymmetric graph on every tensor and TensorRT's (qat --symmetric): int8 zero
-    point 0 where a conv reads its input, whose logits are float."""
+    the uint8 graph on every tensor and the Jetson file (qat --tensorrt): zero points 0 where a
+    conv reads its input, each uint8 grid kept by an offset, logits float."""
     from lightseg.export.calibrate import as_overrides, trained_ranges
     from lightseg.export.quantize import quantize_int8
+    from lightseg.export.trt_offset import quantize_offset
     from lightseg.runtimes.ort import run_model
 
     net, prep = tiny_folded(tmp_path)
     pre = Preprocessing(size=32)
     x = input_set("verification", pre, 8).x
-    sim = QuantSim(net, momentum=0.5, symmetric=symmetric, conv_inputs_only=symmetric).eval()
+    sim = QuantSim(net, momentum=0.5, conv_inputs_only=tensorrt).eval()
     sim.set_mode(observe=True, quantize=False)
     with torch.no_grad():
         for i in range(0, 8, 2):
@@ -431,12 +430,18 @@ def test_trained_ranges_reproduce_the_qat_graph_in_ort(tmp_path, symmetric):
         y_sim = sim(torch.from_numpy(x)).numpy()
     ranges = trained_ranges(prep, net, sim.ranges())
     assert len(ranges) == len(sim.fq)
-    quantize_int8(prep, tmp_path / "q.onnx", x[:2], "trained", overrides=as_overrides(ranges),
-                  symmetric=symmetric, conv_inputs_only=symmetric, preprocessed=True)  # fmt: skip
+    over = as_overrides(ranges)
+    if tensorrt:
+        quantize_offset(prep, tmp_path / "q.onnx", x[:2], "trained", overrides=over,
+                        preprocessed=True)  # fmt: skip
+    else:
+        quantize_int8(prep, tmp_path / "q.onnx", x[:2], "trained", overrides=over,
+                      preprocessed=True)  # fmt: skip
     y_ort = run_model(tmp_path / "q.onnx", x, level=EXACT_INT8)
     err = np.abs(y_sim - y_ort)
-    if symmetric:  # float logits of the same int8 conv inputs: float rounding only (6e-8 here)
-        assert err.max() <= 1e-5, err.max()
+    if tensorrt:  # float logits; y - m can round across a tie: one code, rarely
+        print(f"tensorrt: max {err.max():.3g}, mean {err.mean():.3g}")
+        assert err.mean() <= 1e-4 and (y_sim.argmax(1) == y_ort.argmax(1)).mean() >= 0.999
     else:  # uint8 logits: the same quantization level
         step = float(sim.q("logits").qparams()[0])
         assert err.max() <= step * 1.001 and (err > 0).mean() <= 1e-3, (err.max(), step)
