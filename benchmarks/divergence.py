@@ -65,17 +65,44 @@ def _tensors(sess, x1: np.ndarray) -> dict[str, list[np.ndarray]]:
     return {n.removesuffix(SAVED): [v] for n, v in pairs if n.endswith(SAVED)}
 
 
+def _as_fp32_tensors(acts: dict[str, list[np.ndarray]], sources: dict, dims: dict) -> dict:
+    """The Jetson file's offset tensors (and their QDQ) renamed and restored to the fp32 tensors
+    they stand for (:func:`lightseg.export.trt_offset.offset_sources`; ``dims``: their C, H, W)."""
+    from onnxruntime.quantization.quant_utils import DEQUANT_OUTPUT_SUFFIX, QUANT_INPUT_SUFFIX
+
+    out = dict(acts)
+    for name, vals in acts.items():
+        for suffix in (DEQUANT_OUTPUT_SUFFIX, QUANT_INPUT_SUFFIX, ""):
+            src = sources.get(name.removesuffix(suffix)) if name.endswith(suffix) else None
+            if src is not None and src.tensor in dims:
+                out[src.tensor + suffix] = [src.undo(v, dims[src.tensor]) for v in vals]
+                break
+    return out
+
+
+def _dims(graph) -> dict[str, tuple[int, ...]]:
+    """Per-image dims (C, H, W) of the graph's 4-D tensors whose shape is known."""
+    shapes = {v.name: [d.dim_value for d in v.type.tensor_type.shape.dim] for v in graph.value_info}
+    return {k: tuple(s[1:]) for k, s in shapes.items() if len(s) == 4 and all(s[1:])}
+
+
 def activation_sqnr(fp32: Path, int8: Path, x: np.ndarray) -> dict[str, dict]:
     """Per quantized activation tensor: ``tensor_db`` and ``accumulated_db`` over ``x``."""
+    import onnx
     from onnxruntime.quantization.qdq_loss_debug import create_activation_matching
 
+    from lightseg.export.trt_offset import offset_sources
+
     sums: dict[str, np.ndarray] = {}
+    graph = onnx.load(str(int8)).graph
+    sources, dims = offset_sources(graph), _dims(graph)
     with tempfile.TemporaryDirectory(prefix="lightseg-div.") as tmp:
         sf = _augmented(fp32, Path(tmp))
         sq = _augmented(int8, Path(tmp))
         for i in range(len(x)):
             x1 = x[i : i + 1]
-            match = create_activation_matching(_tensors(sq, x1), _tensors(sf, x1))
+            q = _as_fp32_tensors(_tensors(sq, x1), sources, dims)
+            match = create_activation_matching(q, _tensors(sf, x1))
             for name, m in match.items():
                 pre, post = m["pre_qdq"][0].astype(np.float64), m["post_qdq"][0]
                 f = m.get("float", [pre])[0].astype(np.float64)
@@ -89,15 +116,27 @@ def activation_sqnr(fp32: Path, int8: Path, x: np.ndarray) -> dict[str, dict]:
 
 
 def weight_sqnr(fp32: Path, int8: Path) -> dict[str, float]:
-    """SQNR of every quantized weight (ORT's create_weight_matching; scalars included, which
-    ORT's compute_weight_error cannot take)."""
-    from onnxruntime.quantization.qdq_loss_debug import create_weight_matching
+    """SQNR of every quantized weight and bias against the fp32 initializer of its name (as ORT's
+    create_weight_matching pairs them; a folded bias of the Jetson file has no fp32 twin)."""
+    import onnx
+    from onnx import numpy_helper
+    from onnxruntime.quantization.quant_utils import DEQUANT_OUTPUT_SUFFIX
 
+    floats = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(fp32)).graph.initializer}
+    graph = onnx.load(str(int8)).graph
+    inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
     out = {}
-    for name, m in create_weight_matching(str(fp32), str(int8)).items():
-        f = np.asarray(m["float"], np.float64)
-        d = np.asarray(m["dequantized"], np.float64).reshape(f.shape)
-        out[name] = sqnr_db(float((f**2).sum()), float(((f - d) ** 2).sum()))
+    for n in graph.node:
+        name = n.output[0].removesuffix(DEQUANT_OUTPUT_SUFFIX)
+        if n.op_type != "DequantizeLinear" or n.input[0] not in inits or name not in floats:
+            continue
+        q, scale = inits[n.input[0]].astype(np.float64), inits[n.input[1]].astype(np.float64)
+        zp = inits[n.input[2]].astype(np.float64) if len(n.input) > 2 else np.zeros_like(scale)
+        axis = next((a.i for a in n.attribute if a.name == "axis"), 1) % max(q.ndim, 1)
+        shape = [-1 if k == axis else 1 for k in range(q.ndim)] if scale.ndim else []
+        d = (q - zp.reshape(shape)) * scale.reshape(shape)
+        f = floats[name].astype(np.float64)
+        out[name] = sqnr_db(float((f**2).sum()), float(((f - d.reshape(f.shape)) ** 2).sum()))
     return out
 
 
@@ -137,22 +176,29 @@ def openvino_sqnr(fp32: Path, int8: Path, x: np.ndarray, threads: int = 2) -> di
 
 
 def qdq_overrides(int8: Path) -> dict[str, list[dict]]:
-    """TensorQuantOverrides reproducing the artifact's activation scales and zero points."""
+    """TensorQuantOverrides reproducing the artifact's activation scales and zero points (the
+    Jetson file's offset tensors as the uint8 grids of the fp32 tensors they stand for)."""
     import onnx
     from onnx import numpy_helper
     from onnxruntime.quantization import QuantType
 
+    from lightseg.export.trt_offset import offset_sources
+
     graph = onnx.load(str(int8)).graph
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
+    sources = offset_sources(graph)
     out: dict[str, list[dict]] = {}
     for n in graph.node:
         if n.op_type != "QuantizeLinear" or n.input[0] in inits:
             continue
-        zp = inits[n.input[2]]
-        entry = {"scale": inits[n.input[1]].astype(np.float32), "zero_point": zp}
+        scale, zp, name = inits[n.input[1]].astype(np.float32), inits[n.input[2]], n.input[0]
+        if name in sources:  # int8 code = uint8 code - 128, offset m = s (128 - z)
+            name, z = sources[name].tensor, 128 - round(sources[name].offset / float(scale))
+            zp = np.array(z, np.uint8)
+        entry = {"scale": scale, "zero_point": zp}
         if zp.dtype == np.uint16:
             entry["quant_type"] = QuantType.QUInt16
-        out[n.input[0]] = [entry]
+        out[name] = [entry]
     return out
 
 

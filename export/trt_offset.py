@@ -171,6 +171,46 @@ def offset_graph(prep: Path, dst: Path, grids: dict[str, Grid]) -> dict[str, lis
     return pins
 
 
+class Source(NamedTuple):
+    """What an offset tensor of the file stands for: ``tensor`` of the fp32 graph, less
+    ``offset``, padded by ``pads`` (spatial begins then ends; () where the conv has none)."""
+
+    tensor: str
+    offset: float
+    pads: tuple[int, ...] = ()
+
+    def undo(self, value: np.ndarray, dims: tuple[int, ...]) -> np.ndarray:
+        """The fp32 tensor's values (``dims``: its C, H, W) from the offset tensor's, flattened
+        or not: crop the padding, add the offset back."""
+        if not self.pads:
+            return value + np.float32(self.offset)
+        half = len(self.pads) // 2
+        begins, ends = self.pads[:half], self.pads[half:]
+        padded = [d + b + e for d, b, e in zip(dims[1:], begins, ends, strict=True)]
+        v = value.reshape(-1, dims[0], *padded)
+        crop = tuple(slice(b, b + d) for b, d in zip(begins, dims[1:], strict=True))
+        out = v[(..., *crop)] + np.float32(self.offset)
+        return out.reshape(-1) if value.ndim == 1 else out
+
+
+def offset_sources(graph) -> dict[str, Source]:
+    """{offset tensor: Source} of a graph :func:`offset_graph` wrote (empty for any other): how
+    a divergence report matches the Jetson file's quantized tensors to the fp32 model's."""
+    from onnx import numpy_helper
+
+    inits = {i.name: i for i in graph.initializer}
+    out = {}
+    for n in graph.node:
+        if n.op_type == "Sub" and n.input[1] == f"{n.input[0]}_offset_m":
+            out[n.output[0]] = Source(n.input[0], float(numpy_helper.to_array(inits[n.input[1]])))
+    for n in graph.node:
+        if n.op_type == "Pad" and n.input[0] in out and n.input[1] in inits:
+            p = numpy_helper.to_array(inits[n.input[1]]).tolist()
+            half = len(p) // 2
+            out[n.output[0]] = out[n.input[0]]._replace(pads=(*p[2:half], *p[half + 2 :]))
+    return out
+
+
 def quantize_offset(
     src: Path,
     dst: Path,

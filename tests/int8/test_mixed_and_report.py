@@ -8,6 +8,7 @@ import copy
 import json
 import math
 
+import numpy as np
 import onnx
 import pytest
 
@@ -119,6 +120,30 @@ def test_the_tensorrt_mix_is_zero_point_0_int8_and_its_engine_recipe_builds_it(t
         assert "--saveEngine=model-int8-mixed.engine" in script
     jetson = {a.name for a in FAMILIES["jetson"].select(tiny_export)}
     assert jetson == {"onnx-int8-trt", "onnx-int8-trt-mixed"}
+
+
+def test_the_report_reads_the_jetson_file_as_the_fp32_tensors_it_stands_for(tiny_export, tmp_path):
+    """The TensorRT file quantizes offset (shifted, padded, renamed) conv inputs: the report
+    restores them, so each conv input has its SQNR, and the grids it pins for sensitivity are
+    those of the uint8 conv-inputs file calibrated alike."""
+    from lightseg.data.preprocessing import Preprocessing
+    from lightseg.data.sets import input_set
+    from lightseg.export.quantize import quantize_int8
+
+    fp32 = tiny_export.root / "model.onnx"
+    g = onnx.load(str(fp32)).graph
+    reads = {n.input[0] for n in g.node if n.op_type in ("Conv", "ConvTranspose")} - {"image"}
+    rep = D.build_report(tiny_export.root, "onnx-int8-trt", n=4, sensitivity=False, openvino=False)
+    assert reads <= set(rep["tensors"])
+    assert all(0 < rep["tensors"][t]["tensor_db"] < 80 for t in reads)
+    calib = input_set("calibration", Preprocessing.from_dict(tiny_export.preprocessing), 8).x
+    quantize_int8(fp32, tmp_path / "u8.onnx", calib, "minmax", conv_inputs_only=True)
+    trt = D.qdq_overrides(tiny_export.root / "model-int8-trt.onnx")
+    u8 = D.qdq_overrides(tmp_path / "u8.onnx")
+    for t in reads:
+        (a,), (b,) = trt[t], u8[t]
+        assert a["zero_point"] == b["zero_point"] and a["zero_point"].dtype == np.uint8, t
+        assert float(a["scale"]) == pytest.approx(float(b["scale"]), rel=1e-6), t
 
 
 @pytest.fixture(scope="module")
