@@ -99,7 +99,11 @@ class Probe:
         import onnx
 
         self.prep = Q.preprocess(self.src, self.work / "prep.onnx")
-        self.units = Q.layer_units(onnx.load(str(self.prep)).graph)
+        graph = onnx.load(str(self.prep)).graph
+        self.units = Q.layer_units(graph)
+        if self.symmetric:  # QDQ only where a conv reads: no other unit has anything to keep
+            ops = {n.name: n.op_type for n in graph.node}
+            self.units = {u: n for u, n in self.units.items() if ops[n[0]] in Q.CONV_OPS}
         self.macs = unit_macs(self.prep, self.units)
         self.cache = self.work / "calib.json"
 

@@ -112,6 +112,12 @@ def test_the_tensorrt_mix_is_zero_point_0_int8_and_its_engine_recipe_builds_it(t
     ops = ready["op_counts"]
     assert ready["status"] == "passed" and ops["QuantizeLinear"] > 0
     assert ops.get("Sub", 0) > 0  # its int8 convs read their inputs offset onto uint8 grids
+    convs = {
+        n.name for n in onnx.load(str(path)).graph.node if n.op_type in ("Conv", "ConvTranspose")
+    }
+    searched = {u for st in art.options["search"] for u in st["float_units"]}
+    searched |= set(art.options["free_units"])
+    assert searched <= convs  # max-pools and concats carry no QDQ here: nothing to keep float
     engine = tiny_export.artifact("tensorrt-int8-mixed")
     assert engine.precision == "int8" and engine.options["onnx"] == path.name
     if not tensorrt.available():
