@@ -102,7 +102,8 @@ TARGETS: dict[str, Target] = {
         ),
         Target(
             "jetson-trt-int8",
-            "Jetson, TensorRT int8 engine, QDQ ONNX (zero points 0, uint8 grids by offset)",
+            "NVIDIA Jetson, TensorRT int8 engine from QDQ ONNX with zero points 0 (uint8 grids "
+            "kept by offsets)",
             ("onnx", "trt-int8"),
             ("tensorrt-int8", "onnx-int8-trt"),
             ORT,

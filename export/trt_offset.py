@@ -10,7 +10,7 @@ code is the uint8 code minus 128 (same grid, same clip range). The conv then get
 - bias ``b + m * sum(W_q)`` over input channels and kernel, ``W_q`` the int8 weights as
   dequantized, so the fold is exact for the int8 conv;
 - a ConvTranspose (kernel = stride, no pads) the pattern ``m * sum_c W_q[c, o, i, j]``, periodic
-  in the kernel, tiled to its output and added (constant: TensorRT folds it).
+  in the kernel, tiled to its output and added (a Tile of two initializers: constant).
 
 The file is the uint8 conv-inputs file (``quantize_int8(conv_inputs_only=True)``, every
 calibration method) made TensorRT-legal; its float ops (Sub, Pad, Tile, Add) are pointwise or
