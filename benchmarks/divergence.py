@@ -122,6 +122,8 @@ def weight_sqnr(fp32: Path, int8: Path) -> dict[str, float]:
     from onnx import numpy_helper
     from onnxruntime.quantization.quant_utils import DEQUANT_OUTPUT_SUFFIX
 
+    from lightseg.export.quantize import dequantized
+
     floats = {i.name: numpy_helper.to_array(i) for i in onnx.load(str(fp32)).graph.initializer}
     graph = onnx.load(str(int8)).graph
     inits = {i.name: numpy_helper.to_array(i) for i in graph.initializer}
@@ -130,12 +132,7 @@ def weight_sqnr(fp32: Path, int8: Path) -> dict[str, float]:
         name = n.output[0].removesuffix(DEQUANT_OUTPUT_SUFFIX)
         if n.op_type != "DequantizeLinear" or n.input[0] not in inits or name not in floats:
             continue
-        q, scale = inits[n.input[0]].astype(np.float64), inits[n.input[1]].astype(np.float64)
-        zp = inits[n.input[2]].astype(np.float64) if len(n.input) > 2 else np.zeros_like(scale)
-        axis = next((a.i for a in n.attribute if a.name == "axis"), 1) % max(q.ndim, 1)
-        shape = [-1 if k == axis else 1 for k in range(q.ndim)] if scale.ndim else []
-        d = (q - zp.reshape(shape)) * scale.reshape(shape)
-        f = floats[name].astype(np.float64)
+        d, f = dequantized(n, inits), floats[name].astype(np.float64)
         out[name] = sqnr_db(float((f**2).sum()), float(((f - d.reshape(f.shape)) ** 2).sum()))
     return out
 

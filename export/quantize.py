@@ -316,6 +316,16 @@ def quantize_int8(
     return exclude
 
 
+def dequantized(node, inits: dict[str, np.ndarray]) -> np.ndarray:
+    """The float64 values a DequantizeLinear ``node`` of a constant gives (per-tensor or per-axis
+    scale and zero point), ``inits`` the graph's initializers as arrays."""
+    q, scale = inits[node.input[0]].astype(np.float64), inits[node.input[1]].astype(np.float64)
+    zp = inits[node.input[2]].astype(np.float64) if len(node.input) > 2 else np.zeros_like(scale)
+    axis = next((a.i for a in node.attribute if a.name == "axis"), 1) % max(q.ndim, 1)
+    shape = [-1 if k == axis else 1 for k in range(q.ndim)] if scale.ndim else []
+    return (q - zp.reshape(shape)) * scale.reshape(shape)
+
+
 #: The ops ``conv_inputs_only`` quantizes (their activation input and weights, not their output).
 CONV_OPS = ("Conv", "ConvTranspose")
 

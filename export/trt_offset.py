@@ -53,13 +53,8 @@ def conv_input_grids(path: Path) -> dict[str, Grid]:
         dx, dw = made.get(n.input[0]), made.get(n.input[1]) if len(n.input) > 1 else None
         if n.op_type not in Q.CONV_OPS or not dx or not dw or dx.op_type != "DequantizeLinear":
             continue
-        q, sw = inits[dw.input[0]], inits[dw.input[1]]
-        axis = next((a.i for a in dw.attribute if a.name == "axis"), 1)
-        shape = [1] * q.ndim
-        shape[axis] = -1
-        w = (q.astype(np.float32) * sw.reshape(shape)).astype(np.float32)
         s, z = inits[dx.input[1]], inits[dx.input[2]]
-        out[n.name] = Grid(np.float32(s), int(z), w)
+        out[n.name] = Grid(np.float32(s), int(z), Q.dequantized(dw, inits).astype(np.float32))
     return out
 
 
